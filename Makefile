@@ -1,0 +1,43 @@
+# Every target creates the virtualenv first, so a fresh clone needs nothing but Python 3.11.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+DATA_DIR ?= .local/data
+
+.PHONY: venv lock lint test test-fast demo server bench-server clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.txt -r requirements-dev.txt
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $@
+
+lock: venv
+	$(BIN)/uv pip compile --quiet --python-version 3.11 requirements.in -o requirements.txt
+	$(BIN)/uv pip compile --quiet --python-version 3.11 requirements-dev.in -o requirements-dev.txt
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: venv lint
+	$(BIN)/python -m pytest
+
+test-fast: venv
+	$(BIN)/python -m pytest -m "not slow"
+
+demo: venv
+	$(BIN)/python -m local_batch_api.demo --data-dir $(DATA_DIR)/demo-server
+
+server: venv
+	$(BIN)/python -m local_batch_api --data-dir $(DATA_DIR)/server
+
+bench-server: venv
+	$(BIN)/python benchmarks/bench_local_batch_api.py
+
+clean:
+	rm -rf $(VENV) .local .pytest_cache .ruff_cache

@@ -1,0 +1,104 @@
+"""Fault injection: deterministic failures that tests set per server or per batch.
+
+Server-wide faults come from ``--fault KEY=VALUE`` flags or ``PUT /_local/faults``; a batch may
+add its own through the metadata key :data:`METADATA_KEY` (a JSON object). A batch keeps the
+faults it was created with, so changing the server's faults never rewrites a running batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import random
+from dataclasses import dataclass, fields
+from typing import Any
+
+import orjson
+
+from local_batch_api.errors import invalid_request
+
+METADATA_KEY = "local_batch_api_faults"
+
+
+@dataclass(frozen=True)
+class Faults:
+    seed: int = 0
+    # Validation: the batch moves to ``failed``.
+    fail_validation: bool = False
+    token_limit_exceeded: bool = False
+    # Per-line failures: this share of requests goes to the error file with this status code.
+    line_failure_share: float = 0.0
+    line_failure_status: int = 500
+    # Transient errors on API calls, answered before the call reaches its handler.
+    api_error_share: float = 0.0
+    api_error_status: int = 429
+    retry_after_seconds: float = 1.0
+    # Lifecycle: stay in ``finalizing`` this long; expire once this share of requests is done.
+    stall_finalizing_seconds: float = 0.0
+    expire_after_share: float | None = None
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any], base: Faults | None = None) -> Faults:
+        """Build faults from loosely typed values (flags, JSON), rejecting unknown keys."""
+        known = {f.name: f for f in fields(cls)}
+        changes: dict[str, Any] = {}
+        for key, raw in values.items():
+            if key not in known:
+                raise invalid_request(f"Unknown fault {key!r}; known: {', '.join(sorted(known))}.")
+            changes[key] = _coerce(key, known[key].type, raw)
+        return dataclasses.replace(base or cls(), **changes)
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, str] | None, base: Faults) -> Faults:
+        if not metadata or METADATA_KEY not in metadata:
+            return base
+        try:
+            values = orjson.loads(metadata[METADATA_KEY])
+        except orjson.JSONDecodeError:
+            raise invalid_request(
+                f"metadata.{METADATA_KEY} must be a JSON object.", param="metadata"
+            ) from None
+        if not isinstance(values, dict):
+            raise invalid_request(f"metadata.{METADATA_KEY} must be a JSON object.", param="metadata")
+        return cls.from_mapping(values, base)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def line_fails(self, custom_id: str) -> bool:
+        """Whether this request fails; decided by its id, so order and restarts do not change it."""
+        return self.line_failure_share > 0 and _unit(self.seed, "line", custom_id) < self.line_failure_share
+
+
+class ApiFaultDice:
+    """Seeded draws deciding which API calls get a transient error."""
+
+    def __init__(self, faults: Faults) -> None:
+        self.faults = faults
+        self._rng = random.Random(faults.seed)
+
+    def roll(self) -> bool:
+        return self.faults.api_error_share > 0 and self._rng.random() < self.faults.api_error_share
+
+
+def _unit(seed: int, *parts: str) -> float:
+    digest = hashlib.blake2b("\x1f".join((str(seed), *parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def _coerce(key: str, type_name: Any, raw: Any) -> Any:
+    text = str(type_name)
+    try:
+        if raw is None and "None" in text:
+            return None
+        if text.startswith("bool"):
+            if isinstance(raw, str):
+                if raw.lower() not in {"true", "false", "1", "0", "yes", "no"}:
+                    raise ValueError(raw)
+                return raw.lower() in {"true", "1", "yes"}
+            return bool(raw)
+        if text.startswith("int"):
+            return int(raw)
+        return float(raw)
+    except (TypeError, ValueError):
+        raise invalid_request(f"Fault {key!r} has an invalid value {raw!r}.") from None

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.batch_server import FAST_TIMINGS, ServerProcess
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator:
+    """Factory: start a server with extra flags; every server it started is stopped afterwards."""
+    servers: list[ServerProcess] = []
+
+    def start(*flags: str, name: str = "server", api_key: str = "test-key", env=None) -> ServerProcess:
+        server = ServerProcess(tmp_path / name, *FAST_TIMINGS, *flags, api_key=api_key, env=env)
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One server for the many tests that need no server-wide settings of their own."""
+    server = ServerProcess(tmp_path_factory.mktemp("shared") / "server", *FAST_TIMINGS).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def client(shared_server: ServerProcess):
+    return shared_server.client()
+
+
+def chat_line(custom_id: str, text: str, model: str = "gpt-4o-mini", **extra) -> dict:
+    return {
+        "custom_id": custom_id,
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": {"model": model, "messages": [{"role": "user", "content": text}], **extra},
+    }
+
+
+def jsonl(lines: list) -> bytes:
+    return b"".join((line if isinstance(line, bytes) else orjson.dumps(line)) + b"\n" for line in lines)
+
+
+def upload(client, lines: list, name: str = "input.jsonl"):
+    return client.files.create(file=(name, io.BytesIO(jsonl(lines))), purpose="batch")
