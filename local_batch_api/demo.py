@@ -61,7 +61,9 @@ def run(data_dir: Path) -> None:
         client = server.client(max_retries=2)
         payload = b"".join(orjson.dumps(request_line(i, r)) + b"\n" for i, r in enumerate(REVIEWS))
         file = client.files.create(file=("reviews.jsonl", io.BytesIO(payload)), purpose="batch")
-        batch = client.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions", completion_window="24h")
+        batch = client.batches.create(
+            input_file_id=file.id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
         print(f"server {server.base_url}: uploaded {file.id} ({file.bytes} bytes), created {batch.id}")
         seen = None
         while batch.status not in {"completed", "failed", "expired", "cancelled"}:
@@ -71,7 +73,9 @@ def run(data_dir: Path) -> None:
             time.sleep(0.1)
             batch = client.batches.retrieve(batch.id)
         counts, usage = batch.request_counts, batch.usage
-        print(f"  status: {batch.status}; {counts.completed}/{counts.total} completed, {counts.failed} failed")
+        print(
+            f"  status: {batch.status}; {counts.completed}/{counts.total} completed, {counts.failed} failed"
+        )
         print(f"  tokens: {usage.input_tokens} in, {usage.output_tokens} out")
         answers = {}
         for line in client.files.content(batch.output_file_id).text.splitlines():
