@@ -5,6 +5,7 @@ The file is streamed, never held whole, so a 200 MB file costs a line's worth of
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,24 +53,32 @@ def validate_input_file(path: Path, endpoint: str, *, max_requests: int, max_byt
             )
         )
         return result
-    seen: set[str] = set()
     with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue  # a trailing blank line is not a request
-            result.total += 1
-            if result.total > max_requests:
-                result.errors = [
-                    batch_error(
-                        "too_many_requests",
-                        f"The input file has more than {max_requests} requests, the maximum for a batch.",
-                        param="input_file_id",
-                    )
-                ]
-                return result
-            error = _check_line(raw, number, endpoint, seen, result)
-            if error is not None:
-                result.errors.append(error)
+        return validate_lines(handle, endpoint, max_requests=max_requests, result=result)
+
+
+def validate_lines(
+    lines: Iterable[bytes], endpoint: str, *, max_requests: int, result: ValidationResult | None = None
+) -> ValidationResult:
+    """The per-line rules, for any iterable of raw lines (clients use it to check before uploading)."""
+    result = result or ValidationResult()
+    seen: set[str] = set()
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue  # a trailing blank line is not a request
+        result.total += 1
+        if result.total > max_requests:
+            result.errors = [
+                batch_error(
+                    "too_many_requests",
+                    f"The input file has more than {max_requests} requests, the maximum for a batch.",
+                    param="input_file_id",
+                )
+            ]
+            return result
+        error = _check_line(raw, number, endpoint, seen, result)
+        if error is not None:
+            result.errors.append(error)
     if result.total == 0:
         result.errors.append(
             batch_error("empty_file", "The input file has no requests.", param="input_file_id")

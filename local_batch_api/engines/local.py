@@ -24,7 +24,7 @@ from collections.abc import Callable
 import orjson
 
 from . import EngineReply, error_body
-from .schema_answer import FillContext, SchemaError, fill_schema
+from .schema_answer import STOPWORDS, FillContext, SchemaError, fill_schema
 from .sentiment import analyze
 from .tokens import (
     EMBEDDING_INPUT_LIMIT,
@@ -291,7 +291,10 @@ def _digest(url: str, body: dict) -> bytes:
     try:
         raw = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
     except TypeError:  # integers beyond 64 bits, non-string keys
-        raw = json.dumps(body, sort_keys=True, default=str).encode()
+        try:
+            raw = json.dumps(body, sort_keys=True, default=str).encode()
+        except (TypeError, ValueError):
+            raw = repr(body).encode()
     return hashlib.blake2b(url.encode() + b"\0" + raw, digest_size=16).digest()
 
 
@@ -304,10 +307,20 @@ _DEFAULT_DIMENSIONS = 1536
 
 
 def _features(item: str | list[int]) -> list[tuple[str, float]]:
-    """Signed-hashing features: lower-cased words (or token ids) and, at half weight, their bigrams."""
-    tokens = [f"#{t}" for t in item] if isinstance(item, list) else _WORD_RE.findall(item.lower())
-    feats = [(t, 1.0) for t in tokens]
-    feats.extend((f"{a} {b}", 0.5) for a, b in itertools.pairwise(tokens))
+    """Signed-hashing features: lower-cased words (or token ids) and, at half weight, their bigrams.
+
+    Function words weigh a quarter, so texts sharing content words end up close.
+    """
+    if isinstance(item, list):
+        tokens = [f"#{t}" for t in item]
+        weights = [1.0] * len(tokens)
+    else:
+        tokens = _WORD_RE.findall(item.lower())
+        weights = [0.25 if t in STOPWORDS else 1.0 for t in tokens]
+    feats = list(zip(tokens, weights, strict=True))
+    feats.extend(
+        (f"{a} {b}", 0.5 * min(wa, wb)) for (a, wa), (b, wb) in itertools.pairwise(feats[: len(tokens)])
+    )
     if not feats:  # punctuation only, whitespace: still a valid, text-specific unit vector
         feats.append((f"\0{item}", 1.0))
     return feats
@@ -614,7 +627,7 @@ class LocalEngine:
             "service_tier": "default",
             "store": body.get("store") is not False,
             "temperature": _number_or(body.get("temperature"), 1.0),
-            "text": {"format": fmt if kind != "text" else {"type": "text"}, "verbosity": "medium"},
+            "text": {"format": _format_echo(kind, fmt, name, schema), "verbosity": "medium"},
             "tool_choice": tool_choice if isinstance(tool_choice, str | dict) else "auto",
             "tools": body.get("tools") if isinstance(body.get("tools"), list) else [],
             "top_logprobs": 0,
@@ -764,3 +777,16 @@ def _number_or(value: object, default: float) -> float:
 
 def _is_token_list(value: object) -> bool:
     return isinstance(value, list) and bool(value) and all(type(t) is int for t in value)
+
+
+def _format_echo(kind: str, fmt: object, name: str, schema: dict | None) -> dict:
+    """``text.format`` as the service echoes it back."""
+    if kind != "json_schema" or not isinstance(fmt, dict):
+        return {"type": kind}
+    return {
+        "type": "json_schema",
+        "description": fmt.get("description"),
+        "name": name,
+        "schema": schema,
+        "strict": fmt.get("strict") is True,
+    }

@@ -32,7 +32,7 @@ _STOPWORD_TEXT = """a about after again all also am an and any are as at be beca
     own same she should so some such than that the their theirs them then there these they this those
     through to too under until up very was we were what when where which while who whom why will with
     would you your yours review text please following"""
-_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 _SENTIMENT_LABELS = ("positive", "negative", "neutral")
 
 
@@ -48,10 +48,6 @@ def _mix(x: int) -> int:
     return x ^ (x >> 31)
 
 
-def _salt(parent: int, name: str) -> int:
-    return (parent * 1_000_003 + zlib.crc32(name.encode())) & _MASK
-
-
 class FillContext:
     """What a filler may draw on: the analysed text and the request's seed. Everything is lazy."""
 
@@ -62,7 +58,7 @@ class FillContext:
     def rand(self, salt: int) -> int:
         return _mix(self.seed ^ salt)
 
-    @property
+    @cached_property
     def sentiment(self) -> Sentiment:
         return analyze(self.text)
 
@@ -76,7 +72,7 @@ class FillContext:
         counts: dict[str, int] = {}
         for word in self.words:
             lower = word.lower()
-            if len(lower) > 2 and lower not in _STOPWORDS and not lower.isdigit():
+            if len(lower) > 2 and lower not in STOPWORDS and not lower.isdigit():
                 counts[lower] = counts.get(lower, 0) + 1
         order = {w: i for i, w in enumerate(counts)}
         return sorted(counts, key=lambda w: (is_opinion_word(w), -counts[w], order[w]))
@@ -185,8 +181,8 @@ def _fit_length(value: str, min_len: int, max_len: int | None, ctx: FillContext)
         value = value[:max_len]
         for sep in ("; ", " "):  # prefer cutting between clauses, then between words
             cut = value.rfind(sep)
-            if cut >= max(min_len, max_len // 2):
-                return value[:cut].rstrip(" ,;:")
+            if cut >= max(min_len, max_len // 2) and len(short := value[:cut].rstrip(" ,;:")) >= min_len:
+                return short
         trimmed = value.rstrip(" ,;:")
         if len(trimmed) >= min_len:
             value = trimmed
@@ -209,7 +205,7 @@ def _compile_string(schema: dict, name: str) -> Filler:
 
 
 _CONFIDENCE_KEYS = ("confidence", "probability", "certainty", "likelihood", "prob")
-_RATING_KEYS = ("rating", "stars", "star", "score", "polarity", "sentiment")
+_RATING_KEYS = ("rating", "stars", "score", "polarity", "sentiment")
 
 
 def _int_keyword(schema: dict, key: str) -> int | None:
@@ -410,6 +406,12 @@ class _Compiler:
         if not isinstance(properties, dict):
             raise SchemaError(f"'properties' of '{name or 'root'}' must be an object")
         fields = [(key, self.compile(sub, key), zlib.crc32(key.encode())) for key, sub in properties.items()]
+        required = schema.get("required")
+        if isinstance(required, list) and schema.get("additionalProperties") is not False:
+            # loose (non-strict) schemas may require names they never describe: any value will do
+            fields += [
+                (k, self.compile({}, k), zlib.crc32(k.encode())) for k in required if k not in properties
+            ]
 
         def fill(ctx: FillContext, depth: int, salt: int, index: int) -> dict:
             if depth > _TOO_DEEP:

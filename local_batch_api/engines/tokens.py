@@ -5,12 +5,17 @@ Good enough for billing-shaped numbers without shipping a tokenizer; never below
 
 from __future__ import annotations
 
+import functools
+
 IMAGE_PART_TOKENS = 85  # what a low-detail image costs on the real service
 DEFAULT_CONTEXT_WINDOW = 128_000
 EMBEDDING_INPUT_LIMIT = 8_192
 
-_CONTEXT_WINDOWS = (  # longest prefix first
+_CONTEXT_WINDOWS = (  # first matching prefix wins
     ("gpt-4.1", 1_047_576),
+    ("gpt-3.5-turbo-instruct", 4_096),
+    ("davinci-002", 16_384),
+    ("babbage-002", 16_384),
     ("gpt-5", 400_000),
     ("o1-mini", 128_000),
     ("o1", 200_000),
@@ -19,6 +24,7 @@ _CONTEXT_WINDOWS = (  # longest prefix first
 )
 
 
+@functools.lru_cache(maxsize=256)
 def context_window(model: str) -> int:
     """Prompt-token limit for a chat/responses model."""
     for prefix, window in _CONTEXT_WINDOWS:
