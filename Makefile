@@ -31,7 +31,7 @@ test-fast: venv
 	$(BIN)/python -m pytest -m "not slow"
 
 demo: venv
-	$(BIN)/python -m local_batch_api.demo --data-dir $(DATA_DIR)/demo-server
+	$(BIN)/python -m include.demo --data-dir $(DATA_DIR)/demo
 
 server: venv
 	$(BIN)/python -m local_batch_api --data-dir $(DATA_DIR)/server

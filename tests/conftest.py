@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -8,6 +9,12 @@ import orjson
 import pytest
 
 from tests.batch_server import FAST_TIMINGS, ServerProcess
+
+# Airflow reads its home at first import: keep tests away from any real ~/airflow.
+os.environ.setdefault(
+    "AIRFLOW_HOME", str(Path(__file__).resolve().parent.parent / ".local" / "test-airflow-home")
+)
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
 
 @pytest.fixture

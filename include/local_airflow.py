@@ -1,0 +1,87 @@
+"""A self-contained Airflow environment for the demo and the tests: SQLite metadata, the
+project's DAGs and plugins, and connections to the local Batch API server and DuckDB files.
+
+Everything lives under one directory, so runs never touch a user's own ``~/airflow``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class LocalAirflow:
+    root: Path  # holds airflow/ (home), source.duckdb, warehouse.duckdb, files/
+    openai_base_url: str
+    openai_api_key: str
+    poll_interval_seconds: float = 1.0
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def home(self) -> Path:
+        return self.root / "airflow"
+
+    @property
+    def source_db(self) -> Path:
+        return self.root / "source.duckdb"
+
+    @property
+    def warehouse_db(self) -> Path:
+        return self.root / "warehouse.duckdb"
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "LLM_BATCH_"))}
+        env.update(
+            {
+                "AIRFLOW_HOME": str(self.home),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT / "dags"),
+                "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT / "plugins"),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "60",
+                "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+                "AIRFLOW_CONN_OPENAI_DEFAULT": json.dumps(
+                    {"conn_type": "openai", "host": self.openai_base_url, "password": self.openai_api_key}
+                ),
+                "AIRFLOW_CONN_LLM_SOURCE": json.dumps({"conn_type": "duckdb", "host": str(self.source_db)}),
+                "AIRFLOW_CONN_LLM_WAREHOUSE": json.dumps(
+                    {"conn_type": "duckdb", "host": str(self.warehouse_db)}
+                ),
+                "LLM_BATCH_STORAGE_URL": (self.root / "files").resolve().as_uri(),
+                "LLM_BATCH_POLL_INTERVAL_SECONDS": str(self.poll_interval_seconds),
+                "PYTHONPATH": os.pathsep.join([str(PROJECT), str(PROJECT / "plugins")]),
+            }
+        )
+        env.update(self.extra_env)
+        return env
+
+    def airflow(
+        self, *args: str, check: bool = True, capture: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        command = [str(Path(sys.executable).parent / "airflow"), *args]
+        result = subprocess.run(command, env=self.env(), text=True, capture_output=capture, check=False)
+        if check and result.returncode != 0:
+            raise RuntimeError(
+                f"airflow {' '.join(args)} exited {result.returncode}\n{(result.stdout or '')[-4000:]}"
+                f"\n{(result.stderr or '')[-4000:]}"
+            )
+        return result
+
+    def prepare(self) -> None:
+        """Create the metadata database (once) and the warehouse pool."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        if not (self.home / "airflow.db").exists():
+            self.airflow("db", "migrate")
+        self.airflow("pools", "set", "llm_warehouse", "1", "DuckDB admits one writing process")
+
+    def dags_test(self, dag_id: str, logical_date: str, conf: dict | None = None, **kwargs):
+        args = ["dags", "test", dag_id, logical_date]
+        if conf:
+            args += ["--conf", json.dumps(conf)]
+        return self.airflow(*args, **kwargs)

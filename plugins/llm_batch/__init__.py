@@ -1,0 +1,1 @@
+"""Reusable pieces of nightly LLM batch pipelines on Airflow."""

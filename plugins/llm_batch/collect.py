@@ -1,0 +1,316 @@
+"""Turning a finished batch into result rows, failure rows and a follow-up shard.
+
+Output and error files are streamed line by line and joined to the shard's index on
+``custom_id``; output order means nothing. Every request of the shard ends in exactly one
+bucket: a result, a failure with its reason, or a retry (expired, cancelled, rate limited,
+server error or never run) that goes into the next round while rounds remain.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pyarrow as pa
+from openai import OpenAI
+
+from llm_batch import answers
+from llm_batch.job import CHAT, EMBEDDINGS, BatchJob
+from llm_batch.ledger import utcnow
+from llm_batch.pricing import cost_of
+from llm_batch.sharding import content_digest
+from llm_batch.storage import ObjectStoragePath, read_table, write_bytes, write_table
+from llm_batch.submission import ShardSpec
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+RETRYABLE_ERROR_CODES = {"batch_expired": "batch_expired", "batch_cancelled": "batch_cancelled"}
+
+
+class BatchFailedError(RuntimeError):
+    """The batch as a whole failed (e.g. validation); nothing of it can be landed."""
+
+
+@dataclass
+class Collected:
+    results: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    retry: dict[str, str] = field(default_factory=dict)  # custom_id -> reason
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+def describe_batch_errors(summary: dict[str, Any], limit: int = 20) -> str:
+    errors = summary.get("errors") or []
+    lines = []
+    for error in errors[:limit]:
+        where = f"line {error['line']}" if error.get("line") is not None else "batch"
+        param = f" ({error['param']})" if error.get("param") else ""
+        lines.append(f"  {where}: {error.get('code')}{param}: {error.get('message')}")
+    more = f"\n  ... and {len(errors) - limit} more" if len(errors) > limit else ""
+    return "\n".join(lines) + more
+
+
+def collect_shard(
+    client: OpenAI, job: BatchJob, spec: ShardSpec, summary: dict[str, Any], *, submission_key: str
+) -> dict[str, Any]:
+    """Parse the batch's files; write results, failures and the next round's shard next to the input."""
+    batch_id = summary["id"]
+    if summary["status"] == "failed":
+        raise BatchFailedError(
+            f"Batch {batch_id} for shard {spec.shard} (round {spec.attempt}) failed; nothing of it is loaded:\n"
+            + describe_batch_errors(summary)
+        )
+    index = _index(spec)
+    collected = Collected()
+    seen: set[str] = set()
+    for line in _lines(client, summary.get("output_file_id")):
+        _take_output(job, line, index, batch_id, spec, collected, seen)
+    for line in _lines(client, summary.get("error_file_id")):
+        _take_error(line, index, batch_id, spec, collected, seen)
+    for custom_id in index.keys() - seen:
+        collected.retry[custom_id] = "not_executed"  # e.g. left unfinished by a cancel
+
+    retry_spec = None
+    if collected.retry:
+        if spec.attempt < job.max_attempts:
+            retry_spec = _write_retry_shard(spec, collected.retry)
+        else:
+            for custom_id, reason in collected.retry.items():
+                detail = f"still failing after {spec.attempt} rounds"
+                collected.failures.append(
+                    _failure(index[custom_id], custom_id, "batch", reason, detail, batch_id, spec)
+                )
+
+    base = ObjectStoragePath(spec.path).parent
+    stem = f"shard-{spec.shard:03d}-round-{spec.attempt}"
+    results_path = base / f"{stem}.results.parquet"
+    failures_path = base / f"{stem}.failures.parquet"
+    write_table(results_path, results_table(job, collected.results))
+    write_table(failures_path, failures_table(collected.failures))
+    model = summary.get("model") or job.model
+    cost = cost_of(model, collected.input_tokens, collected.output_tokens)
+    reasons = Counter(f["reason"] for f in collected.failures) + Counter(collected.retry.values())
+    log.info(
+        "Batch %s (%s): %d results, %d failures, %d to retry; %s",
+        batch_id,
+        summary["status"],
+        len(collected.results),
+        len(collected.failures),
+        len(collected.retry) if retry_spec else 0,
+        dict(reasons) or "no failures",
+    )
+    return {
+        "batch_id": batch_id,
+        "submission_key": submission_key,
+        "status": summary["status"],
+        "shard": spec.shard,
+        "attempt": spec.attempt,
+        "results_path": str(results_path),
+        "failures_path": str(failures_path),
+        "results": len(collected.results),
+        "failures": len(collected.failures),
+        "retries": len(collected.retry) if retry_spec else 0,
+        "failure_reasons": dict(Counter(f["reason"] for f in collected.failures)),
+        "retry_reasons": dict(Counter(collected.retry.values())) if retry_spec else {},
+        "input_tokens": collected.input_tokens,
+        "output_tokens": collected.output_tokens,
+        "cost_usd": cost.batch_usd,
+        "sync_cost_usd": cost.sync_usd,
+        "model": model,
+        "retry_spec": retry_spec.to_dict() if retry_spec else None,
+    }
+
+
+def _index(spec: ShardSpec) -> dict[str, dict[str, Any]]:
+    table = read_table(ObjectStoragePath(spec.index_path))
+    if spec.attempt > 1:  # a follow-up round holds a subset of the first round's requests
+        wanted = set(_custom_ids(spec))
+        return {row["custom_id"]: row for row in table.to_pylist() if row["custom_id"] in wanted}
+    return {row["custom_id"]: row for row in table.to_pylist()}
+
+
+def _custom_ids(spec: ShardSpec) -> Iterator[str]:
+    with ObjectStoragePath(spec.path).open("rb") as handle:
+        for raw in handle:
+            if raw.strip():
+                yield orjson.loads(raw)["custom_id"]
+
+
+def _lines(client: OpenAI, file_id: str | None) -> Iterator[dict[str, Any]]:
+    if not file_id:
+        return
+    with client.files.with_streaming_response.content(file_id) as response:
+        for raw in response.iter_lines():
+            if raw.strip():
+                yield orjson.loads(raw)
+
+
+def _take_output(job, line, index, batch_id, spec, collected: Collected, seen: set[str]) -> None:
+    custom_id = line.get("custom_id")
+    if custom_id not in index or custom_id in seen:
+        log.warning("Ignoring output line for unknown or repeated custom_id %r", custom_id)
+        return
+    seen.add(custom_id)
+    row = index[custom_id]
+    body = (line.get("response") or {}).get("body") or {}
+    usage = body.get("usage") or {}
+    input_tokens = int(usage.get("prompt_tokens", usage.get("input_tokens", 0)) or 0)
+    output_tokens = int(usage.get("completion_tokens", usage.get("output_tokens", 0)) or 0)
+    collected.input_tokens += input_tokens
+    collected.output_tokens += output_tokens
+    try:
+        fields = _answer_fields(job, body)
+    except answers.AnswerError as exc:
+        collected.failures.append(_failure(row, custom_id, "answer", exc.reason, exc.detail, batch_id, spec))
+        return
+    collected.results.append(
+        {
+            **fields,
+            "key": row["key"],
+            "row_date": row["row_date"],
+            "custom_id": custom_id,
+            "request_fingerprint": row["request_fingerprint"],
+            "model": body.get("model") or job.model,
+            "prompt_version": job.prompt_version,
+            "batch_id": batch_id,
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+        }
+    )
+
+
+def _answer_fields(job: BatchJob, body: dict[str, Any]) -> dict[str, Any]:
+    if job.endpoint == EMBEDDINGS:
+        data = body.get("data") or []
+        vector = data[0].get("embedding") if data else None
+        if not isinstance(vector, list) or not vector:
+            raise answers.AnswerError("invalid_embedding", "the response has no embedding vector")
+        return {"embedding": [float(x) for x in vector], "dimensions": len(vector)}
+    text, problem = (answers.chat_answer_text if job.endpoint == CHAT else answers.responses_answer_text)(
+        body
+    )
+    if problem:
+        reason, _, detail = problem.partition(": ")
+        raise answers.AnswerError(reason, detail)
+    return answers.parse_answer(job.output_schema, text)
+
+
+def _take_error(line, index, batch_id, spec, collected: Collected, seen: set[str]) -> None:
+    custom_id = line.get("custom_id")
+    if custom_id not in index or custom_id in seen:
+        log.warning("Ignoring error line for unknown or repeated custom_id %r", custom_id)
+        return
+    seen.add(custom_id)
+    error = line.get("error") or {}
+    response = line.get("response") or {}
+    status = response.get("status_code")
+    body_error = ((response.get("body") or {}).get("error")) or {}
+    if error.get("code") in RETRYABLE_ERROR_CODES:
+        collected.retry[custom_id] = RETRYABLE_ERROR_CODES[error["code"]]
+    elif status in RETRYABLE_STATUS:
+        collected.retry[custom_id] = "rate_limited" if status == 429 else f"server_error_{status}"
+    else:
+        reason = body_error.get("code") or error.get("code") or f"http_{status}"
+        detail = body_error.get("message") or error.get("message") or "no message"
+        collected.failures.append(
+            _failure(index[custom_id], custom_id, "request", reason, detail, batch_id, spec)
+        )
+
+
+def _failure(row, custom_id, stage, reason, detail, batch_id, spec: ShardSpec) -> dict[str, Any]:
+    return {
+        "key": row["key"],
+        "row_date": row["row_date"],
+        "custom_id": custom_id,
+        "request_fingerprint": row["request_fingerprint"],
+        "stage": stage,
+        "reason": reason,
+        "detail": str(detail)[:2000],
+        "batch_id": batch_id,
+        "attempt": spec.attempt,
+    }
+
+
+def _write_retry_shard(spec: ShardSpec, retry: dict[str, str]) -> ShardSpec:
+    """The next round: the same request lines, byte for byte, of the requests to try again."""
+    chunks = []
+    with ObjectStoragePath(spec.path).open("rb") as handle:
+        for raw in handle:
+            if raw.strip() and orjson.loads(raw)["custom_id"] in retry:
+                chunks.append(raw if raw.endswith(b"\n") else raw + b"\n")
+    content = b"".join(chunks)
+    path = ObjectStoragePath(spec.path).parent / f"shard-{spec.shard:03d}-round-{spec.attempt + 1}.jsonl"
+    write_bytes(path, content)
+    return ShardSpec(
+        job=spec.job,
+        interval_label=spec.interval_label,
+        shard=spec.shard,
+        attempt=spec.attempt + 1,
+        path=str(path),
+        index_path=spec.index_path,
+        requests=len(chunks),
+        bytes=len(content),
+        estimated_tokens=0,
+        digest=content_digest(content),
+    )
+
+
+RESULT_PROVENANCE = pa.schema(
+    [
+        ("key", pa.string()),
+        ("row_date", pa.date32()),
+        ("custom_id", pa.string()),
+        ("request_fingerprint", pa.string()),
+        ("model", pa.string()),
+        ("prompt_version", pa.string()),
+        ("batch_id", pa.string()),
+        ("input_tokens", pa.int64()),
+        ("output_tokens", pa.int64()),
+    ]
+)
+FAILURE_SCHEMA = pa.schema(
+    [
+        ("key", pa.string()),
+        ("row_date", pa.date32()),
+        ("custom_id", pa.string()),
+        ("request_fingerprint", pa.string()),
+        ("stage", pa.string()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+        ("batch_id", pa.string()),
+        ("attempt", pa.int32()),
+    ]
+)
+
+
+def answer_schema(job: BatchJob) -> pa.Schema:
+    """Typed columns of the answer: from the output schema's fields, or the embedding vector."""
+    if job.endpoint == EMBEDDINGS:
+        return pa.schema([("embedding", pa.list_(pa.float32())), ("dimensions", pa.int32())])
+    types = {"string": pa.string(), "number": pa.float64(), "integer": pa.int64(), "boolean": pa.bool_()}
+    schema = job.output_schema.model_json_schema()
+    columns = []
+    for name, prop in schema["properties"].items():
+        columns.append((name, types.get(prop.get("type"), pa.string())))
+    return pa.schema(columns)
+
+
+def results_table(job: BatchJob, rows: list[dict[str, Any]]) -> pa.Table:
+    schema = pa.schema([*answer_schema(job), *RESULT_PROVENANCE, ("answered_at", pa.timestamp("us"))])
+    now = utcnow()
+    for row in rows:
+        row["answered_at"] = now
+        for name, type_ in zip(schema.names, schema.types, strict=True):
+            if type_ == pa.string() and row.get(name) is not None and not isinstance(row[name], str):
+                row[name] = orjson.dumps(row[name]).decode()  # nested answer fields land as JSON text
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def failures_table(rows: list[dict[str, Any]]) -> pa.Table:
+    return pa.Table.from_pylist(rows, schema=FAILURE_SCHEMA)

@@ -1,0 +1,361 @@
+"""The steps of one run, as plain functions the DAG's tasks call: extract, build, load, report.
+
+Each step reads and writes files under the run's directory and returns a small JSON-able dict
+for XCom, so tasks on different workers hand work to each other without moving data through
+the metadata database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import pyarrow as pa
+
+from llm_batch.collect import FAILURE_SCHEMA, answer_schema
+from llm_batch.job import BatchJob
+from llm_batch.ledger import utcnow
+from llm_batch.pricing import cost_of
+from llm_batch.request_lines import BuiltRequests, Rejection, build_requests
+from llm_batch.sharding import content_digest, split_into_shards
+from llm_batch.storage import ObjectStoragePath, read_table, run_dir, storage_root, write_bytes, write_table
+from llm_batch.submission import ShardSpec
+
+if TYPE_CHECKING:
+    from llm_batch.warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+
+RUNS_TABLE = "llm_batch_runs"
+EXPECTED_OUTPUT_TOKENS = 60  # for cost estimates before a batch has run
+
+
+class FailureThresholdExceeded(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class RunWindow:
+    """The source rows a run covers: ``start`` inclusive, ``end`` exclusive, whole days."""
+
+    start: dt.date
+    end: dt.date
+
+    @property
+    def label(self) -> str:
+        if self.end - self.start == dt.timedelta(days=1):
+            return self.start.isoformat()
+        return f"{self.start.isoformat()}--{self.end.isoformat()}"
+
+    @classmethod
+    def for_run(
+        cls, interval_start: dt.datetime, interval_end: dt.datetime, params: dict[str, Any] | None = None
+    ) -> RunWindow:
+        """The data interval, or the manual run's ``start_date``/``end_date`` (inclusive) when given."""
+        params = params or {}
+        start = _as_date(params.get("start_date")) or interval_start.date()
+        end_inclusive = _as_date(params.get("end_date"))
+        end = end_inclusive + dt.timedelta(days=1) if end_inclusive else interval_end.date()
+        if end <= start:
+            end = start + dt.timedelta(days=1)
+        return cls(start, end)
+
+
+def _as_date(value: Any) -> dt.date | None:
+    if value in (None, ""):
+        return None
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+
+
+# Extract ----------------------------------------------------------------------------------------
+
+
+def extract_rows(
+    job: BatchJob, window: RunWindow, source: Warehouse, *, row_limit: int | None = None
+) -> pa.Table:
+    sql = job.source_sql
+    if row_limit:  # deterministic: the same rows every time for the same limit
+        sql = f"SELECT * FROM ({sql}) AS source_rows ORDER BY {_quote(job.key_column)} LIMIT {int(row_limit)}"
+    rows = source.read_arrow(sql, {"start": window.start, "end": window.end})
+    log.info("Extracted %d rows of %s for %s", rows.num_rows, job.name, window.label)
+    return rows
+
+
+def settled_requests(job: BatchJob, window: RunWindow, warehouse: Warehouse) -> set[tuple[str, str]]:
+    """(key, request fingerprint) of rows answered, or failed for good, with the same request."""
+    key, day = _quote(job.key_column), _quote(job.date_column)
+    queries = {
+        job.target_table: f"SELECT CAST({key} AS VARCHAR) AS key, request_fingerprint FROM {job.target_table} "
+        f"WHERE {day} >= :start AND {day} < :end",
+        job.failures_table: f"SELECT key, request_fingerprint FROM {job.failures_table} "
+        "WHERE job = :job AND row_date >= :start AND row_date < :end AND stage IN ('request', 'answer')",
+    }
+    params = {"start": window.start, "end": window.end, "job": job.name}
+    settled: set[tuple[str, str]] = set()
+    for table, sql in queries.items():
+        if _table_exists(warehouse, table):
+            rows = warehouse.read_arrow(sql, params)
+            keys, fingerprints = (
+                rows.column("key").to_pylist(),
+                rows.column("request_fingerprint").to_pylist(),
+            )
+            settled.update(zip(keys, fingerprints, strict=True))
+    return settled
+
+
+# Build ------------------------------------------------------------------------------------------
+
+
+def build_run(
+    job: BatchJob, window: RunWindow, rows: pa.Table, settled: set[tuple[str, str]], *, dry_run: bool = False
+) -> dict[str, Any]:
+    """Build, check and shard the requests; write shards, index and rejections; describe them."""
+    built = build_requests(job, rows, settled)
+    _check_lines_like_the_server(job, built)
+    shards = split_into_shards(built.lines, job.shard_limits)
+    digest = content_digest(b"".join(s.content for s in shards) + job.fingerprint().encode())
+    directory = run_dir(storage_root(job.storage_url), job.name, window.label, digest)
+    index_path = directory / "index.parquet"
+    write_table(index_path, _index_table(built))
+    rejections_path = directory / "rejections.parquet"
+    write_table(rejections_path, rejections_table(job, built.rejections))
+    specs = []
+    for shard in shards:
+        content = shard.content
+        path = directory / f"shard-{shard.index:03d}-round-1.jsonl"
+        write_bytes(path, content)
+        specs.append(
+            ShardSpec(
+                job=job.name,
+                interval_label=window.label,
+                shard=shard.index,
+                attempt=1,
+                path=str(path),
+                index_path=str(index_path),
+                requests=len(shard.lines),
+                bytes=len(content),
+                estimated_tokens=shard.estimated_tokens,
+                digest=content_digest(content),
+            ).to_dict()
+        )
+    estimated_tokens = sum(line.estimated_tokens for line in built.lines)
+    output_tokens = 0 if job.is_embeddings else EXPECTED_OUTPUT_TOKENS * len(built.lines)
+    estimate = cost_of(job.model, estimated_tokens, output_tokens)
+    summary = {
+        "window": window.label,
+        "rows_in": rows.num_rows,
+        "duplicates_collapsed": built.duplicates_collapsed,
+        "already_settled": rows.num_rows
+        - built.duplicates_collapsed
+        - len(built.rejections)
+        - len(built.lines),
+        "rejected": len(built.rejections),
+        "rejection_reasons": dict(Counter(r.reason for r in built.rejections)),
+        "requests": len(built.lines),
+        "shards": len(specs),
+        "estimated_input_tokens": estimated_tokens,
+        "estimated_cost_usd": estimate.batch_usd,
+        "estimated_sync_cost_usd": estimate.sync_usd,
+        "rejections_path": str(rejections_path),
+        "run_dir": str(directory),
+        "dry_run": dry_run,
+    }
+    log.info("Built %s", orjson.dumps({k: v for k, v in summary.items() if not k.endswith("path")}).decode())
+    return {"shards": specs, "summary": summary}
+
+
+def _check_lines_like_the_server(job: BatchJob, built: BuiltRequests) -> None:
+    """Apply the service's own per-line rules before paying for an upload."""
+    from local_batch_api.validation import validate_lines
+
+    result = validate_lines(
+        (line.line for line in built.lines), job.endpoint, max_requests=len(built.lines) or 1
+    )
+    errors = [e for e in result.errors if e["code"] != "empty_file"]
+    if errors:
+        first = errors[0]
+        line = built.lines[first["line"] - 1]
+        raise ValueError(
+            f"{len(errors)} request lines break the Batch API's rules; the first, for key {line.key!r} "
+            f"(custom_id {line.custom_id!r}): {first['code']}: {first['message']}"
+        )
+
+
+def _index_table(built: BuiltRequests) -> pa.Table:
+    lines = built.lines
+    return pa.table(
+        {
+            "custom_id": [line.custom_id for line in lines],
+            "key": [line.key for line in lines],
+            "row_date": pa.array([line.row_date for line in lines], pa.date32()),
+            "request_fingerprint": [line.request_fingerprint for line in lines],
+            "estimated_tokens": pa.array([line.estimated_tokens for line in lines], pa.int64()),
+        }
+    )
+
+
+def rejections_table(job: BatchJob, rejections: list[Rejection]) -> pa.Table:
+    rows = [
+        {
+            "key": r.key if r.key is not None else "",
+            "row_date": r.row_date,
+            "custom_id": None,
+            "request_fingerprint": None,
+            "stage": "build",
+            "reason": r.reason,
+            "detail": r.detail,
+            "batch_id": None,
+            "attempt": 0,
+        }
+        for r in rejections
+    ]
+    return pa.Table.from_pylist(rows, schema=FAILURE_SCHEMA)
+
+
+# Load -------------------------------------------------------------------------------------------
+
+
+def load_run(
+    job: BatchJob,
+    window: RunWindow,
+    warehouse: Warehouse,
+    collected: list[dict[str, Any]],
+    rejections_path: str,
+    *,
+    logical_date: dt.date,
+) -> dict[str, Any]:
+    """Land the run's results and failures; repeating it leaves the tables as they are."""
+    results = _concat(
+        [read_table(ObjectStoragePath(c["results_path"])) for c in collected], _results_schema(job)
+    )
+    failures = _concat(
+        [read_table(ObjectStoragePath(c["failures_path"])) for c in collected]
+        + [read_table(ObjectStoragePath(rejections_path))],
+        FAILURE_SCHEMA,
+    )
+    target = _to_target(job, results, logical_date)
+    failure_rows = failures.append_column("job", pa.array([job.name] * failures.num_rows, pa.string()))
+    failure_rows = failure_rows.append_column(
+        "recorded_at", pa.array([utcnow()] * failures.num_rows, pa.timestamp("us"))
+    )
+    warehouse.ensure_table(job.target_table, target.schema, primary_key=(job.key_column,))
+    warehouse.ensure_table(job.failures_table, failure_rows.schema, primary_key=("job", "key"))
+    with warehouse.transaction():
+        landed = warehouse.replace_rows(job.target_table, target, match_columns=[job.key_column])
+        recorded = warehouse.replace_rows(job.failures_table, failure_rows, match_columns=["job", "key"])
+        cleared = warehouse.execute(
+            f"DELETE FROM {job.failures_table} WHERE job = :job AND key IN "
+            f"(SELECT CAST({_quote(job.key_column)} AS VARCHAR) FROM {job.target_table} "
+            f"WHERE {_quote(job.date_column)} >= :start AND {_quote(job.date_column)} < :end)",
+            {"job": job.name, "start": window.start, "end": window.end},
+        )
+    log.info(
+        "Loaded %d rows into %s (%d replaced); %d failures recorded, %d earlier failures now answered",
+        landed.inserted,
+        job.target_table,
+        landed.deleted,
+        recorded.inserted,
+        cleared,
+    )
+    return {"results": target.num_rows, "failures": failures.num_rows, "replaced": landed.deleted}
+
+
+def _results_schema(job: BatchJob) -> pa.Schema:
+    from llm_batch.collect import RESULT_PROVENANCE
+
+    return pa.schema([*answer_schema(job), *RESULT_PROVENANCE, ("answered_at", pa.timestamp("us"))])
+
+
+def _to_target(job: BatchJob, results: pa.Table, logical_date: dt.date) -> pa.Table:
+    names = [
+        job.key_column if n == "key" else job.date_column if n == "row_date" else n
+        for n in results.column_names
+    ]
+    table = results.rename_columns(names)
+    return table.append_column("logical_date", pa.array([logical_date] * table.num_rows, pa.date32()))
+
+
+def _concat(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:
+    tables = [t.cast(schema) for t in tables if t.num_rows]
+    return pa.concat_tables(tables) if tables else schema.empty_table()
+
+
+# Report -----------------------------------------------------------------------------------------
+
+
+def report_run(
+    job: BatchJob,
+    build_summary: dict[str, Any],
+    collected: list[dict[str, Any]],
+    *,
+    run_id: str,
+    warehouse: Warehouse | None,
+) -> dict[str, Any]:
+    """Counts, failures by reason, tokens and cost (batch vs synchronous price) of one run."""
+    reasons: Counter[str] = Counter()
+    for c in collected:
+        reasons.update(c.get("failure_reasons") or {})
+    input_tokens = sum(c["input_tokens"] for c in collected)
+    output_tokens = sum(c["output_tokens"] for c in collected)
+    cost = sum(c["cost_usd"] for c in collected)
+    sync_cost = sum(c["sync_cost_usd"] for c in collected)
+    submitted = build_summary["requests"]
+    failed_after_submit = sum(reasons.values())
+    report = {
+        "job": job.name,
+        "window": build_summary["window"],
+        "run_id": run_id,
+        "dry_run": build_summary["dry_run"],
+        "rows_in": build_summary["rows_in"],
+        "already_settled": build_summary["already_settled"],
+        "duplicates_collapsed": build_summary["duplicates_collapsed"],
+        "rejected": build_summary["rejected"],
+        "requests": submitted,
+        "results": sum(c["results"] for c in collected),
+        "failures": failed_after_submit,
+        "failure_reasons": dict(reasons + Counter(build_summary["rejection_reasons"])),
+        "batches": len({c["batch_id"] for c in collected}),
+        "rounds": max((c["attempt"] for c in collected), default=0),
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cost_usd": round(cost, 6),
+        "sync_cost_usd": round(sync_cost, 6),
+        "estimated_cost_usd": build_summary["estimated_cost_usd"],
+        "estimated_sync_cost_usd": build_summary["estimated_sync_cost_usd"],
+        "failure_share": round(failed_after_submit / submitted, 4) if submitted else 0.0,
+    }
+    log.info("Run report: %s", orjson.dumps(report).decode())
+    if warehouse is not None:
+        row = {
+            **report,
+            "failure_reasons": orjson.dumps(report["failure_reasons"]).decode(),
+            "reported_at": utcnow(),
+        }
+        table = pa.Table.from_pylist([row])
+        warehouse.ensure_table(RUNS_TABLE, table.schema, primary_key=("job", "window", "run_id"))
+        with warehouse.transaction():
+            warehouse.replace_rows(RUNS_TABLE, table, match_columns=["job", "window", "run_id"])
+    if report["failure_share"] > job.max_failure_share:
+        raise FailureThresholdExceeded(
+            f"{failed_after_submit} of {submitted} requests failed ({report['failure_share']:.1%}), over the "
+            f"threshold of {job.max_failure_share:.1%}: {dict(reasons)}"
+        )
+    return report
+
+
+def _quote(identifier: str) -> str:
+    return ".".join('"' + part.replace('"', '""') + '"' for part in identifier.split("."))
+
+
+def _table_exists(warehouse: Warehouse, table: str) -> bool:
+    schema, _, name = table.rpartition(".")
+    sql = "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_name = :name"
+    params: dict[str, Any] = {"name": name.strip('"')}
+    if schema:
+        sql += " AND table_schema = :schema"
+        params["schema"] = schema.strip('"')
+    return bool(warehouse.read_arrow(sql, params).column("n")[0].as_py())

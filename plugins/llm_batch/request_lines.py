@@ -1,0 +1,195 @@
+"""Source rows to Batch API request lines, deterministically, with every rejected row explained.
+
+The same rows, job and parameters always give byte-identical lines, so a re-run computes the same
+shard fingerprints and re-attaches to batches it already paid for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from llm_batch.answers import strict_json_schema
+from llm_batch.job import CHAT, EMBEDDINGS, BatchJob
+from llm_batch.models import context_window, estimate_tokens
+from llm_batch.prompts import PromptError
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+OUTPUT_TOKEN_RESERVE = 1_000  # room left in the context window for the answer
+
+
+@dataclass(frozen=True, slots=True)
+class RequestLine:
+    custom_id: str
+    key: str
+    row_date: Any
+    line: bytes  # one JSONL line, newline excluded
+    request_fingerprint: str
+    estimated_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    key: str | None
+    row_date: Any
+    reason: str
+    detail: str
+
+
+@dataclass
+class BuiltRequests:
+    lines: list[RequestLine]
+    rejections: list[Rejection]
+    duplicates_collapsed: int
+
+
+def custom_id_for(key: str) -> str:
+    """The key itself when it is a safe identifier, else a digest of it (``h-`` never passes as safe)."""
+    if _SAFE_ID.match(key) and not key.startswith("h-"):
+        return key
+    return "h-" + hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def dedupe(rows: pa.Table, key_column: str, order_column: str | None) -> tuple[pa.Table, int]:
+    """Keep one row per key: the greatest ``order_column`` value, the last row on ties."""
+    if rows.num_rows == 0:
+        return rows, 0
+    indexed = rows.append_column("__row", pa.array(range(rows.num_rows), pa.int64()))
+    sort_keys = [(key_column, "ascending")]
+    if order_column:
+        sort_keys.append((order_column, "descending"))
+    sort_keys.append(("__row", "descending"))
+    ordered = indexed.sort_by(sort_keys)
+    keys = ordered.column(key_column)
+    if keys.null_count:
+        ordered = ordered.filter(pc.is_valid(keys))  # null keys are rejected by the builder instead
+    first = _first_of_runs(ordered.column(key_column))
+    kept = ordered.filter(first).sort_by("__row").drop_columns(["__row"])
+    null_keys = rows.filter(pc.is_null(rows.column(key_column)))
+    return pa.concat_tables([kept, null_keys]), rows.num_rows - kept.num_rows - null_keys.num_rows
+
+
+def _first_of_runs(keys: pa.ChunkedArray) -> pa.Array:
+    values = keys.combine_chunks()
+    if len(values) == 0:
+        return pa.array([], pa.bool_())
+    previous = pa.concat_arrays([pa.array([None], values.type), values.slice(0, len(values) - 1)])
+    return pc.fill_null(pc.not_equal(values, previous), True)
+
+
+def build_requests(
+    job: BatchJob, rows: pa.Table, answered: set[tuple[str, str]] | None = None
+) -> BuiltRequests:
+    """Turn rows into request lines; ``answered`` holds (key, request fingerprint) already landed."""
+    rows, collapsed = dedupe(rows, job.key_column, job.dedupe_order_column)
+    lines: list[RequestLine] = []
+    rejections: list[Rejection] = []
+    limit = context_window(job.model) - (0 if job.endpoint == EMBEDDINGS else OUTPUT_TOKEN_RESERVE)
+    body_of = _body_builder(job)
+    for row in _rows(rows):
+        key, row_date = row.get(job.key_column), row.get(job.date_column)
+        problem = _row_problem(job, row)
+        if problem:
+            rejections.append(Rejection(None if key is None else str(key), row_date, *problem))
+            continue
+        key = str(key)
+        try:
+            body, text = body_of(row)
+        except PromptError as exc:
+            rejections.append(Rejection(key, row_date, "invalid_input", str(exc)))
+            continue
+        tokens = estimate_tokens(text)
+        if tokens > limit:
+            rejections.append(
+                Rejection(
+                    key, row_date, "input_too_long", f"about {tokens:,} tokens; {job.model} takes {limit:,}"
+                )
+            )
+            continue
+        body_bytes = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+        fingerprint = hashlib.sha256(body_bytes).hexdigest()[:32]
+        if answered and (key, fingerprint) in answered:
+            continue
+        custom_id = custom_id_for(key)
+        line = b'{"custom_id":' + orjson.dumps(custom_id) + b',"method":"POST","url":'
+        line += orjson.dumps(job.endpoint) + b',"body":' + body_bytes + b"}"
+        lines.append(RequestLine(custom_id, key, row_date, line, fingerprint, tokens))
+    lines.sort(key=lambda r: r.custom_id)
+    return BuiltRequests(lines, rejections, collapsed)
+
+
+def _rows(table: pa.Table) -> Iterator[dict[str, Any]]:
+    columns = {name: table.column(name).to_pylist() for name in table.column_names}
+    names = list(columns)
+    for values in zip(*columns.values(), strict=True):
+        yield dict(zip(names, values, strict=True))
+
+
+def _row_problem(job: BatchJob, row: dict[str, Any]) -> tuple[str, str] | None:
+    if row.get(job.key_column) is None:
+        return "missing_key", f"{job.key_column} is null"
+    required = job.required_columns or ((job.input_column,) if job.input_column else ())
+    for column in required:
+        value = row.get(column)
+        if value is None:
+            return "null_input", f"{column} is null"
+        if isinstance(value, str) and not value.strip():
+            return "empty_input", f"{column} is blank"
+    return None
+
+
+def _body_builder(job: BatchJob):
+    params = dict(job.request_params)
+    if job.endpoint == EMBEDDINGS:
+
+        def embeddings_body(row: dict[str, Any]) -> tuple[dict[str, Any], str]:
+            text = str(row[job.input_column])
+            return {"model": job.model, "input": text, **params}, text
+
+        return embeddings_body
+
+    schema = strict_json_schema(job.output_schema)
+    name = job.output_schema.__name__
+    prompt = job.prompt
+    if job.endpoint == CHAT:
+        response_format = {
+            "type": "json_schema",
+            "json_schema": {"name": name, "schema": schema, "strict": True},
+        }
+
+        def chat_body(row: dict[str, Any]) -> tuple[dict[str, Any], str]:
+            system, user = prompt.render(_printable(row))
+            messages = [{"role": "system", "content": system}] if system else []
+            messages.append({"role": "user", "content": user})
+            return {"model": job.model, "messages": messages, "response_format": response_format, **params}, (
+                system + user
+            )
+
+        return chat_body
+
+    text_format = {"format": {"type": "json_schema", "name": name, "schema": schema, "strict": True}}
+
+    def responses_body(row: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        system, user = prompt.render(_printable(row))
+        body = {"model": job.model, "input": user, "text": text_format, **params}
+        if system:
+            body["instructions"] = system
+        return body, system + user
+
+    return responses_body
+
+
+def _printable(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: ("" if v is None else v) for k, v in row.items()}
+
+
+def iter_jsonl(lines: Iterable[RequestLine]) -> Iterator[bytes]:
+    for line in lines:
+        yield line.line + b"\n"

@@ -1,0 +1,153 @@
+"""The wait step of a run: a deferrable sensor that hands the wait to the triggerer.
+
+The worker only makes one quick check (so a batch that is already done costs no deferral) and
+then frees its slot; ``BatchTrigger`` does the polling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import openai
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
+from airflow.sdk.exceptions import AirflowException
+
+from llm_batch.clients import DEFAULT_CONN_ID, sync_client
+from llm_batch.triggers import (
+    TERMINAL_STATUSES,
+    BatchTrigger,
+    batch_summary,
+    describe_error,
+    is_transient,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+CHECK_TIMEOUT_SECONDS = 10.0  # the first check must not hold the worker long; the trigger retries
+KILL_TIMEOUT_SECONDS = 5.0
+
+
+class BatchSensor(BaseSensorOperator):
+    """
+    Wait until a batch is completed, failed, expired or cancelled, and return its summary.
+
+    The summary (``llm_batch.triggers.batch_summary``: ids, status, request counts, usage, errors,
+    timestamps; no secrets) is the task's return value, so it lands in XCom for the collect step.
+    A failed, expired or cancelled batch is returned, not raised: collect decides what to land.
+
+    :param batch_id: The batch to wait for (templated). Also accepts the dict a submit task
+        returns (an ``XComArg``, or a mapped ``.expand(batch_id=submit.output)``), using its
+        ``"batch_id"`` key.
+    :param conn_id: The OpenAI connection to use.
+    :param poll_interval: Seconds between polls, in the triggerer or (not deferrable) here.
+    :param deferrable: Wait in the triggerer (default). ``False`` pokes from the worker.
+    """
+
+    template_fields: Sequence[str] = ("batch_id",)
+
+    def __init__(
+        self,
+        *,
+        batch_id: str | Mapping[str, Any],
+        conn_id: str = DEFAULT_CONN_ID,
+        poll_interval: float = 60,
+        deferrable: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("poke_interval", poll_interval)
+        super().__init__(**kwargs)
+        self.batch_id = batch_id
+        self.conn_id = conn_id
+        self.poll_interval = poll_interval
+        self.deferrable = deferrable
+
+    @property
+    def resolved_batch_id(self) -> str:
+        """The batch id, taken from a submit task's dict when one was given."""
+        if isinstance(self.batch_id, Mapping):
+            if "batch_id" not in self.batch_id:
+                raise AirflowException(f"batch_id dict has no 'batch_id' key: {sorted(self.batch_id)}")
+            return str(self.batch_id["batch_id"])
+        return str(self.batch_id)
+
+    @cached_property
+    def client(self) -> openai.OpenAI:
+        return sync_client(self.conn_id)
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        batch_id = self.resolved_batch_id
+        try:
+            batch = self.client.with_options(max_retries=0, timeout=CHECK_TIMEOUT_SECONDS).batches.retrieve(
+                batch_id
+            )
+        except openai.OpenAIError as exc:
+            if not is_transient(exc):
+                raise AirflowException(f"Batch {batch_id}: {describe_error(exc)}") from None
+            self.log.warning(
+                "Batch %s: first check failed (%s); deferring anyway", batch_id, type(exc).__name__
+            )
+        else:
+            if batch.status in TERMINAL_STATUSES:
+                self.log.info("Batch %s is already %s", batch_id, batch.status)
+                return batch_summary(batch)
+            self.log.info("Batch %s is %s; deferring", batch_id, batch.status)
+        self.defer(
+            trigger=BatchTrigger(batch_id=batch_id, conn_id=self.conn_id, poll_interval=self.poll_interval),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout),
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Resume after the trigger fired: return the summary, or fail with the trigger's message."""
+        if not event or event.get("status") not in ("terminal", "error"):
+            raise AirflowException(f"Unexpected trigger event: {event!r}")
+        if event["status"] == "error":
+            raise AirflowException(event["message"])
+        summary = event["batch"]
+        counts = summary["request_counts"]
+        self.log.info(
+            "Batch %s is %s: %d completed, %d failed of %d",
+            summary["id"],
+            summary["status"],
+            counts["completed"],
+            counts["failed"],
+            counts["total"],
+        )
+        return summary
+
+    def poke(self, context: Context) -> PokeReturnValue:
+        batch_id = self.resolved_batch_id
+        try:
+            batch = self.client.batches.retrieve(batch_id)
+        except openai.OpenAIError as exc:
+            if not is_transient(exc):
+                raise AirflowException(f"Batch {batch_id}: {describe_error(exc)}") from None
+            self.log.warning("Batch %s: transient error (%s); poking again", batch_id, type(exc).__name__)
+            return PokeReturnValue(is_done=False)
+        if batch.status not in TERMINAL_STATUSES:
+            self.log.info("Batch %s is %s", batch_id, batch.status)
+            return PokeReturnValue(is_done=False)
+        return PokeReturnValue(is_done=True, xcom_value=batch_summary(batch))
+
+    def on_kill(self) -> None:
+        """Cancel the batch when the task is killed while poking on a worker (not deferred).
+
+        One quick attempt: the worker is about to be killed, and the SDK's retries would also
+        retry the 409 of a batch that has already ended.
+        """
+        batch_id = self.resolved_batch_id
+        try:
+            batch = self.client.with_options(max_retries=0, timeout=KILL_TIMEOUT_SECONDS).batches.cancel(
+                batch_id
+            )
+            self.log.info("Batch %s: cancel requested on kill, now %s", batch_id, batch.status)
+        except openai.ConflictError:
+            self.log.info("Batch %s had already finished; nothing to cancel", batch_id)
+        except openai.OpenAIError as exc:
+            self.log.warning("Batch %s: cancel on kill failed: %s", batch_id, describe_error(exc))

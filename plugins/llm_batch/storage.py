@@ -1,0 +1,55 @@
+"""Where a run's intermediate files live: an ObjectStoragePath every worker can reach.
+
+Local ``file://`` by default; point ``LLM_BATCH_STORAGE_URL`` (or the job's ``storage_url``) at
+``s3://...`` or similar when tasks run on several machines. Paths are derived from the job, the
+interval and the content, so a repeated run finds the files of the run before it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import uuid
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from airflow.sdk import ObjectStoragePath
+
+ENV_VAR = "LLM_BATCH_STORAGE_URL"
+
+
+def storage_root(url: str | None = None) -> ObjectStoragePath:
+    url = url or os.environ.get(ENV_VAR)
+    if not url:
+        home = Path(os.environ.get("AIRFLOW_HOME", Path.home() / "airflow"))
+        url = (home / "llm_batch_files").resolve().as_uri()
+    return ObjectStoragePath(url)
+
+
+def run_dir(root: ObjectStoragePath, job_name: str, interval_label: str, digest: str) -> ObjectStoragePath:
+    return root / job_name / interval_label / digest[:16]
+
+
+def write_bytes(path: ObjectStoragePath, data: bytes) -> None:
+    """Write whole or not at all: a reader never sees half a file after a crash."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.protocol in ("file", "local", ""):
+        partial = path.parent / f".{path.name}.{uuid.uuid4().hex}.partial"
+        with partial.open("wb") as handle:
+            handle.write(data)
+        partial.rename(path)
+    else:  # object stores publish an object only once its upload completes
+        with path.open("wb") as handle:
+            handle.write(data)
+
+
+def write_table(path: ObjectStoragePath, table: pa.Table) -> None:
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd")
+    write_bytes(path, buffer.getvalue())
+
+
+def read_table(path: ObjectStoragePath) -> pa.Table:
+    with path.open("rb") as handle:
+        return pq.read_table(handle)

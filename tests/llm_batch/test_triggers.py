@@ -1,0 +1,284 @@
+"""BatchTrigger against real local Batch API servers over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import itertools
+import json
+import logging
+import time
+
+import pytest
+from airflow.providers.openai.hooks.openai import OpenAIHook
+from openai.resources.batches import AsyncBatches
+
+from llm_batch import clients
+from llm_batch.clients import close_shared_async_clients, shared_async_client
+from llm_batch.triggers import BatchTrigger, backoff_seconds
+from local_batch_api.faults import METADATA_KEY
+from tests.batch_server import wait_for_batch
+from tests.conftest import chat_line, upload
+
+TRIGGER_LOGGER = "llm_batch.triggers"
+
+
+@pytest.fixture
+def use_server(monkeypatch):
+    """Point the ``openai_default`` connection at a server (optionally with another key)."""
+
+    def use(server, api_key: str | None = None):
+        connection = {"conn_type": "openai", "password": api_key or server.api_key, "host": server.base_url}
+        monkeypatch.setenv("AIRFLOW_CONN_OPENAI_DEFAULT", json.dumps(connection))
+        return server.client()
+
+    return use
+
+
+@pytest.fixture(autouse=True)
+async def _close_clients():
+    yield
+    await close_shared_async_clients()
+
+
+def create_batch(client, lines: int = 3, bad_line: bool = False, **faults):
+    body = [chat_line(f"r{i:03d}", f"review {i} was good") for i in range(lines)]
+    file = upload(client, [b"not json", *body] if bad_line else body)
+    metadata = {METADATA_KEY: json.dumps(faults)} if faults else None
+    return client.batches.create(
+        input_file_id=file.id, endpoint="/v1/chat/completions", completion_window="24h", metadata=metadata
+    )
+
+
+async def first_event(trigger: BatchTrigger, timeout: float = 30.0) -> dict:
+    events = trigger.run()
+    try:
+        async with asyncio.timeout(timeout):
+            return (await anext(events)).payload
+    finally:
+        await events.aclose()
+
+
+def fast_trigger(batch_id: str, **kwargs) -> BatchTrigger:
+    return BatchTrigger(batch_id=batch_id, **{"poll_interval": 0.02, "max_backoff": 0.2, **kwargs})
+
+
+async def test_completed_batch_gives_counts_usage_and_file_ids(shared_server, use_server):
+    client = use_server(shared_server)
+    batch = create_batch(client, lines=3)
+
+    event = await first_event(fast_trigger(batch.id))
+
+    assert event["status"] == "terminal"
+    summary = event["batch"]
+    assert summary["id"] == batch.id and summary["status"] == "completed"
+    assert summary["request_counts"] == {"total": 3, "completed": 3, "failed": 0}
+    assert summary["output_file_id"].startswith("file-") and summary["error_file_id"] is None
+    assert summary["input_file_id"] == batch.input_file_id
+    assert summary["endpoint"] == "/v1/chat/completions" and summary["model"]
+    assert summary["usage"]["input_tokens"] > 0 and summary["usage"]["total_tokens"] > 0
+    assert summary["completed_at"] >= summary["created_at"] and summary["failed_at"] is None
+    assert summary["errors"] == []
+    assert shared_server.api_key not in json.dumps(event)  # JSON-safe, and no key in the payload
+
+
+async def test_failed_batch_lists_its_errors(shared_server, use_server):
+    client = use_server(shared_server)
+    batch = create_batch(client, lines=2, bad_line=True)
+
+    summary = (await first_event(fast_trigger(batch.id)))["batch"]
+
+    assert summary["status"] == "failed" and summary["failed_at"]
+    assert summary["output_file_id"] is None
+    assert {"code": "invalid_json_line", "line": 1}.items() <= summary["errors"][0].items()
+    assert summary["errors"][0]["message"]
+    assert summary["usage"] == {
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "total_tokens": 0,
+        "cached_tokens": 0,
+        "reasoning_tokens": 0,
+    }
+
+
+async def test_expired_batch_is_terminal_with_partial_counts(shared_server, use_server):
+    client = use_server(shared_server)
+    batch = create_batch(client, lines=10, expire_after_share=0.4)
+
+    summary = (await first_event(fast_trigger(batch.id)))["batch"]
+
+    assert summary["status"] == "expired" and summary["expired_at"]
+    assert summary["request_counts"]["completed"] == 4
+    assert summary["output_file_id"] and summary["error_file_id"]
+
+
+async def test_batch_cancelled_while_waiting_is_terminal(shared_server, use_server):
+    client = use_server(shared_server)
+    batch = create_batch(client, lines=2, stall_finalizing_seconds=30)
+    waiting = asyncio.create_task(first_event(fast_trigger(batch.id)))
+    await asyncio.to_thread(wait_for_batch, client, batch.id, {"finalizing"})  # test side only
+
+    client.batches.cancel(batch.id)
+
+    summary = (await waiting)["batch"]
+    assert summary["status"] == "cancelled" and summary["cancelled_at"] and summary["cancelling_at"]
+
+
+@pytest.mark.parametrize("status", [500, 429])
+async def test_transient_errors_back_off_and_still_end_terminal(start_server, use_server, caplog, status):
+    server = start_server()
+    client = use_server(server)
+    batch = create_batch(client, lines=3, stall_finalizing_seconds=0.5)
+    server.set_faults(api_error_share=0.5, api_error_status=status, retry_after_seconds=0.01, seed=5)
+    caplog.set_level(logging.WARNING, logger=TRIGGER_LOGGER)
+
+    event = await first_event(fast_trigger(batch.id, max_backoff=0.1))
+
+    assert event["status"] == "terminal" and event["batch"]["status"] == "completed"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings and all(f" {status}: " in message for message in warnings)
+
+
+def test_backoff_grows_with_jitter_up_to_the_cap_and_honours_retry_after():
+    delays = [backoff_seconds(n, base=1.0, cap=8.0) for n in range(1, 8) for _ in range(50)]
+    assert all(0.5 <= d <= 8.0 for d in delays)
+    assert max(backoff_seconds(1, 1.0, 8.0) for _ in range(50)) <= 1.0
+    assert min(backoff_seconds(6, 1.0, 8.0) for _ in range(50)) >= 4.0
+    assert backoff_seconds(1, 1.0, 8.0, retry_after=5.0) == 5.0
+    assert backoff_seconds(1, 1.0, 8.0, retry_after=60.0) == 8.0
+
+
+async def test_unknown_batch_gives_an_error_event(shared_server, use_server):
+    use_server(shared_server)
+
+    event = await first_event(fast_trigger("batch_doesnotexist"))
+
+    assert event["status"] == "error" and event["batch_id"] == "batch_doesnotexist"
+    assert "404" in event["message"]
+
+
+async def test_wrong_key_gives_an_error_event_without_the_key(shared_server, use_server):
+    wrong_key = "sk-wrong-0123456789abcdef"
+    use_server(shared_server, api_key=wrong_key)
+
+    event = await first_event(fast_trigger("batch_whatever"))
+
+    assert event["status"] == "error" and "401" in event["message"]
+    assert wrong_key not in event["message"]
+
+
+async def test_a_rotated_key_is_picked_up_after_a_401(shared_server, use_server):
+    client = use_server(shared_server)
+    batch = create_batch(client, lines=1)
+    use_server(shared_server, api_key="sk-old-key-0123456789")
+    stale = await shared_async_client()
+    use_server(shared_server)  # the connection now holds the new key
+
+    event = await first_event(fast_trigger(batch.id))
+
+    assert event["status"] == "terminal"
+    assert await shared_async_client() is not stale
+
+
+async def test_progress_is_logged_only_when_it_changes(shared_server, use_server, caplog, monkeypatch):
+    client = use_server(shared_server)
+    batch = create_batch(client, lines=3, stall_finalizing_seconds=0.6)
+    polls = 0
+    retrieve = AsyncBatches.retrieve
+
+    async def counting_retrieve(self, *args, **kwargs):
+        nonlocal polls
+        polls += 1
+        return await retrieve(self, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncBatches, "retrieve", counting_retrieve)
+    caplog.set_level(logging.INFO, logger=TRIGGER_LOGGER)
+
+    await first_event(fast_trigger(batch.id))
+
+    progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"Batch {batch.id} is ")]
+    assert polls >= 15
+    assert 2 <= len(progress) <= 6 < polls
+    assert all(a != b for a, b in itertools.pairwise(progress))
+    assert progress[-1] == f"Batch {batch.id} is completed: 3 completed, 0 failed of 3"
+
+
+def test_serialize_round_trip_carries_no_secrets():
+    trigger = BatchTrigger(batch_id="batch_abc", conn_id="my_openai", poll_interval=5, max_backoff=120)
+    classpath, kwargs = trigger.serialize()
+
+    module_name, class_name = classpath.rsplit(".", 1)
+    rebuilt = getattr(importlib.import_module(module_name), class_name)(**kwargs)
+
+    assert classpath == "llm_batch.triggers.BatchTrigger"
+    assert kwargs == {"batch_id": "batch_abc", "conn_id": "my_openai", "poll_interval": 5, "max_backoff": 120}
+    assert rebuilt.serialize() == (classpath, kwargs)
+    assert json.loads(json.dumps(kwargs)) == kwargs
+
+
+async def test_on_kill_cancels_an_in_progress_batch(start_server, use_server):
+    server = start_server("--request-seconds", "0.05")
+    client = use_server(server)
+    batch = create_batch(client, lines=40)
+    trigger = BatchTrigger(batch_id=batch.id, poll_interval=0.05)
+    waiting = asyncio.create_task(first_event(trigger))
+    await asyncio.to_thread(wait_for_batch, client, batch.id, {"in_progress"})
+
+    waiting.cancel()  # what the triggerer does on a user's clear / mark failed, then on_kill
+    await trigger.on_kill()
+
+    done = await asyncio.to_thread(wait_for_batch, client, batch.id)
+    assert done.status == "cancelled" and done.request_counts.completed < 40
+
+
+async def test_on_kill_of_a_finished_batch_is_quiet(shared_server, use_server, caplog):
+    client = use_server(shared_server)
+    batch = wait_for_batch(client, create_batch(client, lines=1).id)
+    caplog.set_level(logging.INFO, logger=TRIGGER_LOGGER)
+
+    await BatchTrigger(batch_id=batch.id).on_kill()  # the server answers 409
+
+    assert "already finished" in caplog.text and not [r for r in caplog.records if r.levelno >= 30]
+
+
+async def test_waits_never_block_the_event_loop(shared_server, use_server):
+    client = use_server(shared_server)
+    batches = [create_batch(client, lines=2, stall_finalizing_seconds=1.0) for _ in range(6)]
+    lags: list[float] = []
+    done = asyncio.Event()
+
+    async def ticker():
+        while not done.is_set():
+            started = time.perf_counter()
+            await asyncio.sleep(0.01)
+            lags.append(time.perf_counter() - started - 0.01)
+
+    ticking = asyncio.create_task(ticker())
+    events = await asyncio.gather(*(first_event(BatchTrigger(b.id, poll_interval=0.05)) for b in batches))
+    done.set()
+    await ticking
+
+    assert {e["batch"]["status"] for e in events} == {"completed"}
+    assert len(lags) > 50 and max(lags) < 0.2
+
+
+async def test_triggers_on_one_loop_share_one_client(shared_server, use_server, monkeypatch):
+    client = use_server(shared_server)
+    batch = wait_for_batch(client, create_batch(client, lines=1).id)
+    built = []
+    aget_conn = OpenAIHook.aget_conn
+
+    async def counting_aget_conn(self):
+        await asyncio.sleep(0.01)  # let every trigger reach the lock before the first client exists
+        built.append(await aget_conn(self))
+        return built[-1]
+
+    monkeypatch.setattr(OpenAIHook, "aget_conn", counting_aget_conn)
+
+    events = await asyncio.gather(*(first_event(fast_trigger(batch.id)) for _ in range(20)))
+    shared = await asyncio.gather(*(shared_async_client() for _ in range(5)))
+
+    assert len(built) == 1 and all(s is built[0] for s in shared)
+    assert all(e["status"] == "terminal" for e in events)
+    assert built[0].with_options(max_retries=0)._client is built[0]._client  # one connection pool
+    assert len(clients._clients[asyncio.get_running_loop()]) == 1
