@@ -44,7 +44,7 @@ async def create_batch(request: Request) -> dict[str, Any]:
         )
     metadata = _metadata(params.get("metadata"))
     output_expires_after = _output_expires_after(params.get("output_expires_after"))
-    faults = Faults.from_metadata(metadata, server.fault_dice.faults)
+    faults = Faults.from_metadata(metadata, server.fault_dice.faults_for_new_batch())
 
     created = now()
     batch = {

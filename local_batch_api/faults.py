@@ -36,6 +36,9 @@ class Faults:
     # Lifecycle: stay in ``finalizing`` this long; expire once this share of requests is done.
     stall_finalizing_seconds: float = 0.0
     expire_after_share: float | None = None
+    # Server-wide batch faults apply to this many batches created from now on, then stop
+    # (e.g. 1: "the next batch expires half-way", while the follow-up batch runs clean).
+    limit_batches: int | None = None
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any], base: Faults | None = None) -> Faults:
@@ -71,11 +74,20 @@ class Faults:
 
 
 class ApiFaultDice:
-    """Seeded draws deciding which API calls get a transient error."""
+    """The server-wide faults: seeded draws for API calls, and the batches they still apply to."""
 
     def __init__(self, faults: Faults) -> None:
         self.faults = faults
         self._rng = random.Random(faults.seed)
+        self._batches_faulted = 0
+
+    def faults_for_new_batch(self) -> Faults:
+        limit = self.faults.limit_batches
+        if limit is not None:
+            if self._batches_faulted >= limit:
+                return Faults(seed=self.faults.seed)
+            self._batches_faulted += 1
+        return self.faults
 
     def roll(self) -> bool:
         return self.faults.api_error_share > 0 and self._rng.random() < self.faults.api_error_share

@@ -24,7 +24,7 @@ from llm_batch.ledger import utcnow
 from llm_batch.pricing import cost_of
 from llm_batch.sharding import content_digest
 from llm_batch.storage import ObjectStoragePath, read_table, write_bytes, write_table
-from llm_batch.submission import ShardSpec
+from llm_batch.submission import RETRYABLE_BATCH_ERRORS, ShardSpec
 
 log = logging.getLogger(__name__)
 
@@ -61,14 +61,19 @@ def collect_shard(
 ) -> dict[str, Any]:
     """Parse the batch's files; write results, failures and the next round's shard next to the input."""
     batch_id = summary["id"]
-    if summary["status"] == "failed":
-        raise BatchFailedError(
-            f"Batch {batch_id} for shard {spec.shard} (round {spec.attempt}) failed; nothing of it is loaded:\n"
-            + describe_batch_errors(summary)
-        )
     index = _index(spec)
     collected = Collected()
     seen: set[str] = set()
+    if summary["status"] == "failed":
+        codes = {e.get("code") for e in summary.get("errors") or []}
+        if not codes or not codes <= RETRYABLE_BATCH_ERRORS:
+            raise BatchFailedError(
+                f"Batch {batch_id} for shard {spec.shard} (round {spec.attempt}) failed; nothing of it is "
+                "loaded:\n" + describe_batch_errors(summary)
+            )
+        # e.g. the enqueued-token limit: the content is fine, so the whole shard goes to the next round.
+        collected.retry = {custom_id: "_".join(sorted(codes)) for custom_id in index}
+        seen.update(index)
     for line in _lines(client, summary.get("output_file_id")):
         _take_output(job, line, index, batch_id, spec, collected, seen)
     for line in _lines(client, summary.get("error_file_id")):
@@ -258,6 +263,7 @@ def _write_retry_shard(spec: ShardSpec, retry: dict[str, str]) -> ShardSpec:
         bytes=len(content),
         estimated_tokens=0,
         digest=content_digest(content),
+        identity_salt=spec.identity_salt,
     )
 
 

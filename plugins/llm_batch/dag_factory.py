@@ -15,7 +15,7 @@ import os
 from typing import Any
 
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param, TaskGroup, task
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from llm_batch.job import BatchJob
 from llm_batch.sensors import BatchSensor
@@ -54,8 +54,11 @@ def build_batch_dag(
     max_active_runs: int = 4,
     tags: tuple[str, ...] = ("llm-batch",),
     retries: int = 2,
+    retry_delay_seconds: float | None = None,
 ) -> DAG:
     """A DAG running ``job`` for each data interval (by default nightly, for the day before)."""
+    if retry_delay_seconds is None:
+        retry_delay_seconds = float(os.environ.get("LLM_BATCH_RETRY_DELAY_SECONDS", 30))
     dag = DAG(
         dag_id=dag_id or job.name,
         schedule=schedule or CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
@@ -64,7 +67,7 @@ def build_batch_dag(
         max_active_runs=max_active_runs,
         params=run_params(job),
         tags=list(tags),
-        default_args={"retries": retries, "retry_delay": dt.timedelta(seconds=30)},
+        default_args={"retries": retries, "retry_delay": dt.timedelta(seconds=retry_delay_seconds)},
         doc_md=f"Batch job `{job.name}`: `{job.endpoint}` with `{job.model}` into `{job.target_table}`.\n"
         + RUN_PARAMS_DOC,
     )
@@ -121,7 +124,14 @@ def _build_task(job: BatchJob, pool: dict[str, Any]):
         if not params.get("force"):
             with warehouse_for_conn_id(run_job.warehouse_conn_id) as warehouse:
                 settled = pipeline.settled_requests(run_job, window, warehouse)
-        built = pipeline.build_run(run_job, window, rows, settled, dry_run=bool(params.get("dry_run")))
+        built = pipeline.build_run(
+            run_job,
+            window,
+            rows,
+            settled,
+            dry_run=bool(params.get("dry_run")),
+            identity_salt=context["run_id"] if params.get("force") else "",
+        )
         context["ti"].xcom_push(key="summary", value=built["summary"])
         return built["shards"]
 
@@ -177,7 +187,7 @@ def _collect_task(job: BatchJob, pool: dict[str, Any]):
                 )
             except BatchFailedError as exc:
                 ledger.update(key, status="failed", error=str(exc)[:4000], finished_at=utcnow())
-                raise
+                raise AirflowFailException(str(exc)) from None  # the same bytes would fail again
             counts = summary["request_counts"]
             ledger.update(
                 key,

@@ -111,9 +111,18 @@ def settled_requests(job: BatchJob, window: RunWindow, warehouse: Warehouse) -> 
 
 
 def build_run(
-    job: BatchJob, window: RunWindow, rows: pa.Table, settled: set[tuple[str, str]], *, dry_run: bool = False
+    job: BatchJob,
+    window: RunWindow,
+    rows: pa.Table,
+    settled: set[tuple[str, str]],
+    *,
+    dry_run: bool = False,
+    identity_salt: str = "",
 ) -> dict[str, Any]:
-    """Build, check and shard the requests; write shards, index and rejections; describe them."""
+    """Build, check and shard the requests; write shards, index and rejections; describe them.
+
+    ``identity_salt`` (a forced run's id) makes the submissions new instead of re-attaching.
+    """
     built = build_requests(job, rows, settled)
     _check_lines_like_the_server(job, built)
     shards = split_into_shards(built.lines, job.shard_limits)
@@ -140,6 +149,7 @@ def build_run(
                 bytes=len(content),
                 estimated_tokens=shard.estimated_tokens,
                 digest=content_digest(content),
+                identity_salt=identity_salt,
             ).to_dict()
         )
     estimated_tokens = sum(line.estimated_tokens for line in built.lines)

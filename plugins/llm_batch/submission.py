@@ -51,12 +51,19 @@ class ShardSpec:
     bytes: int
     estimated_tokens: int
     digest: str
+    identity_salt: str = ""  # set by forced runs, so they pay for fresh answers instead of re-attaching
 
     @property
     def submission_key(self) -> str:
-        identity = "\x00".join(
-            [self.job, self.interval_label, str(self.shard), str(self.attempt), self.digest]
-        )
+        parts = [
+            self.job,
+            self.interval_label,
+            str(self.shard),
+            str(self.attempt),
+            self.digest,
+            self.identity_salt,
+        ]
+        identity = "\x00".join(parts)
         return hashlib.sha256(identity.encode()).hexdigest()[:40]
 
     def to_dict(self) -> dict[str, Any]:
@@ -64,7 +71,7 @@ class ShardSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ShardSpec:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
 def submit_shard(

@@ -28,7 +28,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from psycopg.copy import QueuedLibpqWriter
 from psycopg.types.string import TextLoader
 
 if TYPE_CHECKING:
@@ -182,7 +181,7 @@ class DuckDBWarehouse(Warehouse):
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> int:
         query, values = _bind_named_params(sql, params, self.dialect)
         with self._transaction() as con:
-            return con.execute(query, values).rowcount
+            return _run(con, query, values)
 
     @contextmanager
     def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -214,12 +213,10 @@ class DuckDBWarehouse(Warehouse):
             with self._transaction():
                 if delete_where:
                     condition, values = _bind_named_params(delete_where, params, self.dialect)
-                    deleted += con.execute(f"DELETE FROM {table} WHERE {condition}", values).rowcount
+                    deleted += _run(con, f"DELETE FROM {table} WHERE {condition}", values)
                 if rows.num_rows:
-                    deleted += con.execute(
-                        f"DELETE FROM {table} AS t USING {view} AS r WHERE {_join_on(keys)}"
-                    ).rowcount
-                    inserted = con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {view}").rowcount
+                    deleted += _run(con, f"DELETE FROM {table} AS t USING {view} AS r WHERE {_join_on(keys)}")
+                    inserted = _run(con, f"INSERT INTO {table} BY NAME SELECT * FROM {view}")
         finally:
             # Fails only inside a caller's aborted transaction; the view then goes with the connection.
             with suppress(duckdb.Error):
@@ -230,6 +227,13 @@ class DuckDBWarehouse(Warehouse):
         if self._con is not None:
             self._con.close()
             self._con = None
+
+
+def _run(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None) -> int:
+    """Run a statement to its end and return its rowcount (DuckDB blocks a connection on an unread result)."""
+    con.execute(sql, params or {})
+    con.complete()
+    return con.rowcount
 
 
 class PostgresWarehouse(Warehouse):
@@ -559,9 +563,9 @@ def _refuse_repeated_keys(con: duckdb.DuckDBPyConnection, view: str, table: str,
     DuckDB groups the registered Arrow table in place, ~4x faster than pyarrow's group_by.
     """
     columns = ", ".join(map(quote_ident, keys))
-    found = con.execute(f"SELECT {columns} FROM {view} GROUP BY ALL HAVING count(*) > 1 LIMIT 1").fetchone()
+    found = con.execute(f"SELECT {columns} FROM {view} GROUP BY ALL HAVING count(*) > 1 LIMIT 1").fetchall()
     if found:
-        raise ValueError(f"rows for {table} repeat the key {dict(zip(keys, found, strict=True))}")
+        raise ValueError(f"rows for {table} repeat the key {dict(zip(keys, found[0], strict=True))}")
 
 
 def _checked_order(table: str, rows: pa.Table, keys: list[str]) -> pa.Array:
@@ -592,7 +596,7 @@ def _copy_csv(cur: psycopg.Cursor, table: str, rows: pa.Table, order: pa.Array |
     columns = ", ".join(map(quote_ident, rows.column_names))
     chunk_rows = max(1, table_for_csv.num_rows * _COPY_CHUNK_BYTES // max(1, table_for_csv.nbytes))
     options = pacsv.WriteOptions(include_header=False)
-    with cur.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT csv)", writer=QueuedLibpqWriter(cur)) as copy:
+    with cur.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT csv)") as copy:
         for start in range(0, table_for_csv.num_rows, chunk_rows):
             if order is None:
                 chunk = table_for_csv.slice(start, chunk_rows)

@@ -141,3 +141,11 @@ def test_faults_parse_loose_values():
     assert faults.fail_validation is True and faults.line_failure_share == 0.5 and faults.seed == 4
     with pytest.raises(Exception, match="invalid value"):
         Faults.from_mapping({"seed": "four"})
+
+
+def test_server_faults_can_be_limited_to_the_next_batches(start_server):
+    server = start_server()
+    server.set_faults(expire_after_share=0.5, limit_batches=1)
+    client = server.client()
+    assert run_batch(client, LINES[:10]).status == "expired"
+    assert run_batch(client, LINES[:10]).status == "completed"  # the follow-up batch runs clean

@@ -1,0 +1,155 @@
+"""Idempotent submission against the real local server: crashes and retries never pay twice."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from openai import OpenAI
+
+from include.sample_data.reviews import generate_reviews
+from llm_batch.collect import collect_shard
+from llm_batch.ledger import BatchLedger
+from llm_batch.pipeline import RunWindow, build_run, load_run
+from llm_batch.submission import METADATA_KEY, ShardSpec, submit_shard
+from llm_batch.triggers import batch_summary
+from llm_batch.warehouse import duckdb_warehouse
+from tests.batch_server import wait_for_batch
+from tests.llm_batch.jobs import sentiment_job
+
+PROJECT = Path(__file__).resolve().parents[2]
+DAY = dt.date(2026, 11, 21)
+WINDOW = RunWindow(DAY, DAY + dt.timedelta(days=1))
+
+
+@pytest.fixture
+def setup(start_server, tmp_path):
+    server = start_server()
+    job = sentiment_job(storage_url=(tmp_path / "files").as_uri())
+    rows = generate_reviews(DAY, 1, per_day=(30, 30))
+    built = build_run(job, WINDOW, rows, set())
+    (spec,) = [ShardSpec.from_dict(s) for s in built["shards"]]
+    return server, job, spec, built["summary"], tmp_path / "warehouse.duckdb"
+
+
+def batches_on(server) -> list:
+    return list(server.client().batches.list(limit=100))
+
+
+def test_a_submit_killed_right_after_create_re_attaches_on_retry(setup):
+    server, job, spec, summary, warehouse_path = setup
+    child = f"""
+import os, sys
+sys.path[:0] = {[str(PROJECT), str(PROJECT / "plugins")]!r}
+from llm_batch import ledger, submission
+from llm_batch.warehouse import duckdb_warehouse
+from tests.llm_batch.jobs import sentiment_job
+from openai import OpenAI
+
+real_update = ledger.BatchLedger.update
+def update(self, key, **changes):
+    if changes.get("batch_id"):
+        os._exit(137)  # the worker dies: the batch exists, the ledger does not know it
+    real_update(self, key, **changes)
+ledger.BatchLedger.update = update
+client = OpenAI(base_url={server.base_url!r}, api_key={server.api_key!r})
+spec = submission.ShardSpec.from_dict({spec.to_dict()!r})
+job = sentiment_job(storage_url={job.storage_url!r})
+submission.submit_shard(client, ledger.BatchLedger(duckdb_warehouse({str(warehouse_path)!r})), job, spec)
+"""
+    killed = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120)
+    assert killed.returncode == 137, killed.stderr[-2000:]
+    (created,) = batches_on(server)
+    with duckdb_warehouse(warehouse_path) as warehouse:
+        entry = BatchLedger(warehouse).get(spec.submission_key)
+        assert entry.batch_id is None and entry.input_file_id is not None
+
+        retried = submit_shard(server.client(), BatchLedger(warehouse), job, spec)
+
+        assert retried["reattached"] is True and retried["batch_id"] == created.id
+        assert [b.id for b in batches_on(server)] == [created.id]
+        assert BatchLedger(warehouse).get(spec.submission_key).batch_id == created.id
+        done = batch_summary(wait_for_batch(server.client(), created.id))
+        outcome = collect_shard(server.client(), job, spec, done, submission_key=spec.submission_key)
+        loaded = load_run(job, WINDOW, warehouse, [outcome], summary["rejections_path"], logical_date=DAY)
+        again = submit_shard(server.client(), BatchLedger(warehouse), job, spec)
+        assert again["reattached"] is True and len(batches_on(server)) == 1
+        landed = warehouse.read_arrow(
+            "SELECT count(*) AS n, count(DISTINCT review_id) AS keys FROM review_sentiment"
+        )
+    assert loaded["results"] == spec.requests
+    assert landed.to_pylist() == [{"n": spec.requests, "keys": spec.requests}]
+
+
+class LoseCreateAnswers(httpx.BaseTransport):
+    """Forwards to the server, then drops the answer of the first batch create: a timeout after success."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.dropped = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        if request.method == "POST" and request.url.path == "/v1/batches" and not self.dropped:
+            response.read()
+            self.dropped += 1
+            raise httpx.ReadTimeout("answer lost", request=request)
+        return response
+
+
+def test_a_create_whose_answer_was_lost_is_found_not_duplicated(setup):
+    server, job, spec, _, warehouse_path = setup
+    transport = LoseCreateAnswers()
+    client = OpenAI(
+        base_url=server.base_url, api_key=server.api_key, http_client=httpx.Client(transport=transport)
+    )
+    with duckdb_warehouse(warehouse_path) as warehouse:
+        result = submit_shard(client, BatchLedger(warehouse), job, spec)
+    assert transport.dropped == 1
+    (batch,) = batches_on(server)
+    assert result["batch_id"] == batch.id and batch.metadata[METADATA_KEY] == spec.submission_key
+
+
+def test_a_batch_failed_for_a_retryable_reason_is_submitted_again_once(setup):
+    server, job, spec, _, warehouse_path = setup
+    server.set_faults(token_limit_exceeded=True, limit_batches=1)
+    with duckdb_warehouse(warehouse_path) as warehouse:
+        first = submit_shard(server.client(), BatchLedger(warehouse), job, spec)
+        assert wait_for_batch(server.client(), first["batch_id"]).status == "failed"
+        second = submit_shard(server.client(), BatchLedger(warehouse), job, spec)
+        third = submit_shard(server.client(), BatchLedger(warehouse), job, spec)
+        entry = BatchLedger(warehouse).get(spec.submission_key)
+    assert second["batch_id"] != first["batch_id"] and second["reattached"] is False
+    assert third["batch_id"] == second["batch_id"] and third["reattached"] is True
+    assert entry.generation == 2 and len(batches_on(server)) == 2
+
+
+def test_different_bytes_are_a_different_batch_and_forced_runs_pay_again(setup):
+    server, job, spec, _, warehouse_path = setup
+    other_model = sentiment_job(storage_url=job.storage_url, model="gpt-4.1-mini")
+    rows = generate_reviews(DAY, 1, per_day=(30, 30))
+    (other,) = [ShardSpec.from_dict(s) for s in build_run(other_model, WINDOW, rows, set())["shards"]]
+    (forced,) = [
+        ShardSpec.from_dict(s)
+        for s in build_run(job, WINDOW, rows, set(), identity_salt="manual__x")["shards"]
+    ]
+    assert other.submission_key != spec.submission_key and forced.submission_key != spec.submission_key
+    with duckdb_warehouse(warehouse_path) as warehouse:
+        ids = {
+            submit_shard(server.client(), BatchLedger(warehouse), j, s)["batch_id"]
+            for j, s in ((job, spec), (other_model, other), (job, forced), (job, spec))
+        }
+    assert len(ids) == 3 == len(batches_on(server))
+
+
+def test_ledger_rows_hold_no_secret(setup):
+    server, job, spec, _, warehouse_path = setup
+    with duckdb_warehouse(warehouse_path) as warehouse:
+        submit_shard(server.client(), BatchLedger(warehouse), job, spec)
+        rows = warehouse.read_arrow("SELECT * FROM llm_batch_ledger").to_pylist()
+    assert rows and server.api_key not in json.dumps(rows, default=str)
