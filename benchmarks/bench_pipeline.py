@@ -28,6 +28,7 @@ import json
 import linecache
 import logging
 import math
+import os
 import pstats
 import resource
 import statistics
@@ -90,13 +91,26 @@ def traced_peak(fn: Callable[[], Any]) -> float:
 
 
 def rss_mb() -> float:
+    """Peak RSS of this process so far (ru_maxrss)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def status_mb(field: str) -> float:
+    """VmRSS or VmHWM of this process image: unlike ru_maxrss, VmHWM is not inherited across exec."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise KeyError(field)
+
+
+def reset_peak_rss() -> None:
+    Path("/proc/self/clear_refs").write_text("5")  # Linux: VmHWM starts again from VmRSS
 
 
 def show(label: str, value: float, unit: str, limit: float | None = None, at_least: bool = False) -> bool:
     """One figure per line; with a limit, the target and PASS/MISS. Returns whether it passed."""
-    number = f"{value:,.0f}" if value >= 1000 else f"{value:.3f}"
-    text = f"  {label:<52} {number:>11} {unit}"
+    number = f"{value:,.0f}" if value >= 100 else f"{value:.3f}"
+    text = f"  {label:<58} {number:>9} {unit}"
     if limit is None:
         print(text)
         return True
@@ -105,16 +119,27 @@ def show(label: str, value: float, unit: str, limit: float | None = None, at_lea
     return ok
 
 
-def profile(label: str, fn: Callable[[], Any], top: int = 8) -> None:
-    """The functions ``fn`` spends its own time in, for a step that missed its target."""
+def profile(label: str, fn: Callable[[], Any], top: int = 10) -> None:
+    """The functions ``fn`` spends its own time in, for a step that missed its target.
+
+    A built-in (``<...>``) is shown with the caller that spent the most time in it.
+    """
     profiler = cProfile.Profile()
     profiler.runcall(fn)
-    stats = pstats.Stats(profiler)
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
     print(f"  cProfile of {label}, top {top} by own time:")
-    rows = sorted(stats.stats.items(), key=lambda item: item[1][2], reverse=True)[:top]  # type: ignore[attr-defined]
-    for (filename, lineno, name), (_, calls, own, cumulative, _) in rows:
-        where = f"{_short(filename)}:{lineno}({name})" if lineno else name
-        print(f"    {own:6.3f} s own {cumulative:6.3f} s cum {calls:>8,} calls  {where}")
+    for func, (_, calls, own, cumulative, callers) in sorted(
+        stats.items(), key=lambda item: item[1][2], reverse=True
+    )[:top]:
+        where = _where(func)
+        if not func[1] and callers:
+            where += " <- " + _where(max(callers, key=lambda caller: callers[caller][3]))
+        print(f"    {own:6.3f} s own {cumulative:6.3f} s cum {calls:>9,} calls  {where}")
+
+
+def _where(func: tuple[str, int, str]) -> str:
+    filename, lineno, name = func
+    return f"{_short(filename)}:{lineno}({name})" if lineno else name
 
 
 def _short(filename: str) -> str:
@@ -158,10 +183,10 @@ def bench_build(job, rows: pa.Table, repeat: int) -> dict[str, Any]:
         f"({run['summary']['rejected']:,} rejected, {run['summary']['duplicates_collapsed']:,} duplicates), "
         f"{len(run['shards'])} shard(s), {size / MB:,.1f} MB"
     )
-    show("first build_run in a process (200 rows: imports, plugins)", cold, "s")
+    show("first build_run in a process (200 rows; imports)", cold, "s")
     show("build_requests (rows -> lines)", t_requests, "s", 3.0)
     show("validate_lines (server's per-line rules)", t_validate, "s", 3.0)
-    show("rest of build_run (shard, join, digest, write files)", t_run - t_requests - t_validate, "s")
+    show("rest of build_run (shard, join, digest, write)", t_run - t_requests - t_validate, "s")
     passed = show("build_run, all of it", t_run, "s", 1.0)
     show("build_run, all of it (issue: each step)", t_run, "s", 3.0)
     show("build_run throughput", len(lines) / t_run, "lines/s")
@@ -172,6 +197,14 @@ def bench_build(job, rows: pa.Table, repeat: int) -> dict[str, Any]:
     show("baseline: serialize the lines, orjson", t_orjson, "s")
     show("baseline: serialize the lines, std json.dumps", t_json, "s")
     show("baseline: std json / orjson", t_json / t_orjson, "x")
+    show("traced peak: build_requests", traced_peak(lambda: build_requests(job, rows, set())), "MB")
+    show(
+        "traced peak: validate_lines",
+        traced_peak(lambda: validate_lines(iter(lines), job.endpoint, max_requests=len(lines))),
+        "MB",
+    )
+    show("traced peak: build_run", traced_peak(lambda: build_run(job, window, rows, set())), "MB")
+    show("peak RSS of this process so far", rss_mb(), "MB")
     if not passed:
         profile("build_run", lambda: build_run(job, window, rows, set()))
     return run
@@ -197,6 +230,12 @@ def collect_all(client, job, specs, summaries) -> list[dict[str, Any]]:
     ]
 
 
+def parse_only(lines: list[bytes], loads: Callable[[bytes], Any]) -> int:
+    for raw in lines:
+        loads(raw)
+    return len(lines)
+
+
 def parse_and_validate(lines: list[bytes], loads: Callable[[bytes], Any], model) -> int:
     for raw in lines:
         content = loads(raw)["response"]["body"]["choices"][0]["message"]["content"]
@@ -219,36 +258,42 @@ def bench_collect(job, run: dict[str, Any], tmp: Path, repeat: int) -> list[dict
         t_download, outputs = timed(
             lambda: [client.files.content(s["output_file_id"]).read() for s in summaries], repeat
         )
+        lines = [raw for data in outputs for raw in data.splitlines() if raw.strip()]
+        model = job.output_schema
+        t_orjson, _ = timed(lambda: parse_only(lines, orjson.loads), repeat)
+        t_json, _ = timed(lambda: parse_only(lines, json.loads), repeat)
+        t_fast, _ = timed(lambda: parse_and_validate(lines, orjson.loads, model), repeat)
+        t_std, _ = timed(lambda: parse_and_validate(lines, json.loads, model), repeat)
+
+        results = sum(c["results"] for c in collected)
+        print(f"\n2. parse + validate: {len(lines):,} output lines, {sum(map(len, outputs)) / MB:,.1f} MB")
+        show("local server: upload + run the batch (not a target)", t_server, "s")
+        passed = show("collect_shard (download, parse, validate, write)", t_collect, "s", 0.5)
+        show("collect_shard (issue: each step)", t_collect, "s", 3.0)
+        show("  of which: download the output file alone", t_download, "s")
+        show("parse + validate in memory (orjson + Pydantic)", t_fast, "s", 0.5)
+        show("  of which: orjson.loads alone", t_orjson, "s")
+        show("  of which: Pydantic validation (the difference)", t_fast - t_orjson, "s")
+        show("baseline: std json.loads alone", t_json, "s")
+        show("baseline: parse + validate with std json", t_std, "s")
+        show("baseline: std json / orjson (parse alone)", t_json / t_orjson, "x")
+        show("collect_shard throughput", results / t_collect, "results/s")
+        show(
+            "traced peak: collect_shard",
+            traced_peak(lambda: collect_all(client, job, specs, summaries)),
+            "MB",
+        )
+        show(
+            "traced peak: parse + validate in memory",
+            traced_peak(lambda: parse_and_validate(lines, orjson.loads, model)),
+            "MB",
+        )
+        show("peak RSS of this process so far", rss_mb(), "MB")
+        if not passed:
+            profile("collect_shard", lambda: collect_all(client, job, specs, summaries))
     finally:
         server.stop()
-    lines = [raw for data in outputs for raw in data.splitlines() if raw.strip()]
-    model = job.output_schema
-    t_orjson, _ = timed(lambda: [orjson.loads(raw) for raw in lines], repeat)
-    t_json, _ = timed(lambda: [json.loads(raw) for raw in lines], repeat)
-    t_fast, _ = timed(lambda: parse_and_validate(lines, orjson.loads, model), repeat)
-    t_std, _ = timed(lambda: parse_and_validate(lines, json.loads, model), repeat)
-
-    results = sum(c["results"] for c in collected)
-    print(f"\n2. parse + validate: {len(lines):,} output lines, {sum(map(len, outputs)) / MB:,.1f} MB")
-    show("local server: upload + run the batch(es) (not a target)", t_server, "s")
-    show("collect_shard (download, parse, validate, write parquet)", t_collect, "s", 3.0)
-    show("  of which: download the output file alone", t_download, "s")
-    passed = show("parse + validate in memory (orjson + Pydantic)", t_fast, "s", 0.5)
-    show("  of which: orjson.loads alone", t_orjson, "s")
-    show("  of which: Pydantic model_validate_json (difference)", t_fast - t_orjson, "s")
-    show("baseline: std json.loads alone", t_json, "s")
-    show("baseline: parse + validate with std json", t_std, "s")
-    show("baseline: std json / orjson (parse alone)", t_json / t_orjson, "x")
-    show("collect_shard throughput", results / t_collect, "results/s")
-    if not passed:
-        profile("parse + validate", lambda: parse_and_validate(lines, orjson.loads, model))
-    if t_collect > 3.0:
-        profile("collect_shard", lambda: collect_all(server_client_gone(), job, specs, summaries))
     return collected
-
-
-def server_client_gone():  # collect_shard's profile needs the server: reported by the caller instead
-    raise RuntimeError("profile collect_shard while the server runs")
 
 
 # --- 3. load --------------------------------------------------------------------------------------
@@ -266,7 +311,7 @@ def bench_load(job, rows: pa.Table, run: dict[str, Any], collected, tmp: Path, b
     t_first, landed = timed(lambda: load(db), 1)
     t_second, again = timed(lambda: load(db), 1)
     with duckdb.connect(str(db)) as con:
-        stored = con.sql(f"SELECT COUNT(*) FROM {job.target_table}").fetchone()[0]
+        stored = con.execute(f"SELECT COUNT(*) FROM {job.target_table}").fetchone()[0]
     n = landed["results"]
     print(f"\n3. load: {n:,} results and {landed['failures']:,} failures into a fresh DuckDB file")
     show("load_run, first load", t_first, "s", 3.0)
@@ -275,6 +320,8 @@ def bench_load(job, rows: pa.Table, run: dict[str, Any], collected, tmp: Path, b
     show("load_run, second load", n / t_second, "rows/s")
     show("rows in the table after both loads (= results)", stored, "rows")
     show("rows replaced by the second load", again["replaced"], "rows")
+    show("traced peak: load_run (Arrow buffers not traced)", traced_peak(lambda: load(db)), "MB")
+    show("peak RSS of this process so far", rss_mb(), "MB")
 
     target = pq.read_table(collected[0]["results_path"].removeprefix("file://")).slice(0, baseline_rows)
     tuples = list(zip(*(c.to_pylist() for c in target.columns), strict=True))
@@ -293,54 +340,46 @@ def bench_load(job, rows: pa.Table, run: dict[str, Any], collected, tmp: Path, b
 # --- 4. memory ------------------------------------------------------------------------------------
 
 
-def bench_memory(job, rows: pa.Table, run, collected, tmp: Path, rows_3x: int) -> None:
-    window = window_of(rows)
-    print("\n4. memory (tracemalloc: Python allocations; Arrow buffers are not traced)")
-    show("peak RSS of this process so far (all steps above)", rss_mb(), "MB")
-    show("traced peak: build_requests", traced_peak(lambda: build_requests(job, rows, set())), "MB")
-    show("traced peak: build_run", traced_peak(lambda: build_run(job, window, rows, set())), "MB")
-    show("traced peak: load_run (parquet -> DuckDB)", _load_peak(job, window, run, collected, tmp), "MB")
-
-    print(f"  build_run alone, each in a fresh process, {SHARD_REQUESTS:,} requests per shard:")
+def bench_memory(rows: pa.Table, tmp: Path, rows_3x: int) -> None:
+    print(
+        f"\n4. memory: is build_run bounded by the shard? Each build in a fresh process, "
+        f"{SHARD_REQUESTS:,} requests per shard"
+    )
     small, big = tmp / "rows-small.parquet", tmp / "rows-big.parquet"
     pq.write_table(rows, small)
     pq.write_table(source_rows(rows_3x), big)
     measured = [_child(small, tmp / "child-small"), _child(big, tmp / "child-big")]
     for m in measured:
-        label = f"{m['rows']:,} rows, {m['requests']:,} lines, {m['shards']} shard(s)"
+        label = f"{m['rows']:,} rows, {m['shards']} shard(s)"
         show(f"{label}: traced peak", m["traced_peak_mb"], "MB")
-        show(f"{label}: peak RSS added", m["rss_added_mb"], "MB")
-        show(f"{label}: request lines (bytes)", m["line_mb"], "MB")
-    ratio = measured[1]["traced_peak_mb"] / measured[0]["traced_peak_mb"]
-    largest = max(m["largest_shard"] for m in measured) / min(m["largest_shard"] for m in measured)
+        show(f"{label}: peak RSS", m["rss_peak_mb"], "MB")
+        show(f"{label}: peak RSS added by the build", m["rss_added_mb"], "MB")
+        show(f"{label}: {m['requests']:,} request lines hold", m["line_mb"], "MB")
+    small_m, big_m = measured
+    ratio = big_m["traced_peak_mb"] / small_m["traced_peak_mb"]
     show("traced peak ratio, 3x rows / 1x rows", ratio, "x", 1.25)
-    show("largest shard ratio (what a shard-bounded build would follow)", largest, "x")
+    show(
+        "peak RSS added ratio, 3x rows / 1x rows", big_m["rss_added_mb"] / small_m["rss_added_mb"], "x", 1.25
+    )
+    show("largest shard ratio, 3x rows / 1x rows", big_m["largest_shard"] / small_m["largest_shard"], "x")
     if ratio > 1.25:
         print(
-            "  NOT BOUNDED BY THE SHARD: build_run's memory grows with the run, about "
-            f"{measured[1]['traced_peak_mb'] / measured[1]['line_mb']:.1f}x the run's request bytes."
+            "  NOT BOUNDED BY THE SHARD: build_run holds every request line of the run, and copies of them,\n"
+            f"  at once: its traced peak is {big_m['traced_peak_mb'] / big_m['line_mb']:.1f}x the run's "
+            "request bytes, whatever the shard size."
         )
     print(
-        f"  top allocation sites of the {measured[1]['rows']:,}-row build, snapshot at the first "
-        "content_digest call in build_run (after the run-wide join; the peak holds one more copy):"
+        f"  top allocation sites of the {big_m['rows']:,}-row build, at the first content_digest call in "
+        f"build_run ({big_m['snapshot_mb']:,.0f} MB traced there; peak {big_m['traced_peak_mb']:,.0f} MB):"
     )
-    for site in measured[1]["top"]:
+    for site in big_m["top"]:
         print(f"    {site['mb']:8.1f} MB {site['count']:>9,} blocks  {site['where']}  {site['code']}")
-
-
-def _load_peak(job, window, run, collected, tmp: Path) -> float:
-    def load() -> None:
-        with duckdb_warehouse(tmp / "memory.duckdb") as warehouse:
-            load_run(
-                job,
-                window,
-                warehouse,
-                collected,
-                run["summary"]["rejections_path"],
-                logical_date=window.start,
-            )
-
-    return traced_peak(load)
+    if ratio > 1.25:
+        print(
+            "  to bound it by the shard: build lines from Arrow slices in custom_id order; cut a shard when\n"
+            "  full, validate, digest and write it, keep only its index rows and digest, drop its lines;\n"
+            "  name the run by sha256(shard digests + job fingerprint) instead of joining every shard's bytes."
+        )
 
 
 def _child(rows_path: Path, storage: Path) -> dict[str, Any]:
@@ -355,9 +394,11 @@ def child_build(rows_path: Path, storage: Path) -> None:
     job = sentiment_job(storage_url=storage.as_uri(), shard_limits=ShardLimits(max_requests=SHARD_REQUESTS))
     window = window_of(rows)
     build_run(job, window, rows.slice(0, 200), set())  # imports and plugin discovery
-    before = rss_mb()
+    reset_peak_rss()
+    before = status_mb("VmRSS")
     run = build_run(job, window, rows, set())
-    rss_added = rss_mb() - before
+    rss_peak = status_mb("VmHWM")
+    rss_added = rss_peak - before
 
     snapshots: list[tracemalloc.Snapshot] = []
     real_digest = pipeline.content_digest
@@ -372,6 +413,7 @@ def child_build(rows_path: Path, storage: Path) -> None:
         peak = traced_peak(lambda: build_run(job, window, rows, set()))
     finally:
         pipeline.content_digest = real_digest
+    snapshot_mb = sum(t.size for t in snapshots[0].traces) / MB
     stats = snapshots[0].filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)]).statistics("lineno")
     top = [
         {
@@ -392,7 +434,9 @@ def child_build(rows_path: Path, storage: Path) -> None:
                 "largest_shard": max(s["bytes"] for s in shards),
                 "line_mb": sum(s["bytes"] for s in shards) / MB,
                 "rss_added_mb": rss_added,
+                "rss_peak_mb": rss_peak,
                 "traced_peak_mb": peak,
+                "snapshot_mb": snapshot_mb,
                 "top": top,
             }
         )
@@ -417,13 +461,15 @@ def main() -> None:
 
     rows = source_rows(args.rows)
     print(f"bench_pipeline: {rows.num_rows:,} sample review rows, median of {args.repeat} warm runs")
+    print(f"  load average of this {os.cpu_count()}-core machine at start: {os.getloadavg()[0]:.2f}")
+    show("peak RSS after generating the rows, before any step", rss_mb(), "MB")
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as name:
         tmp = Path(name)
         job = sentiment_job(storage_url=(tmp / "runs").as_uri())
         run = bench_build(job, rows, args.repeat)
         collected = bench_collect(job, run, tmp, args.repeat)
         bench_load(job, rows, run, collected, tmp, args.baseline_rows)
-        bench_memory(job, rows, run, collected, tmp, 3 * args.rows)
+        bench_memory(rows, tmp, 3 * args.rows)
 
 
 if __name__ == "__main__":

@@ -23,10 +23,11 @@ class LocalAirflow:
     openai_api_key: str
     poll_interval_seconds: float = 1.0
     extra_env: dict[str, str] = field(default_factory=dict)
+    airflow_home: Path | None = None  # default: <root>/airflow
 
     @property
     def home(self) -> Path:
-        return self.root / "airflow"
+        return self.airflow_home or self.root / "airflow"
 
     @property
     def source_db(self) -> Path:

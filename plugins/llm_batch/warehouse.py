@@ -58,6 +58,7 @@ class Warehouse(ABC):
     """
 
     dialect: ClassVar[str]
+    _declares_primary_keys: ClassVar[bool] = True
     _in_transaction = False
 
     @abstractmethod
@@ -133,8 +134,6 @@ class Warehouse(ABC):
         self, table: str, rows: pa.Table, keys: list[str], delete_where: str | None, params: dict[str, Any]
     ) -> ReplaceResult: ...
 
-    _declares_primary_keys = True
-
     def _schema_exists(self, name: str) -> bool:
         # Checked first because PostgreSQL demands CREATE privilege even for CREATE SCHEMA IF NOT EXISTS.
         found = self.read_arrow(
@@ -180,8 +179,8 @@ class DuckDBWarehouse(Warehouse):
 
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> int:
         query, values = _bind_named_params(sql, params, self.dialect)
-        with self._transaction() as con:
-            return _run(con, query, values)
+        # Outside transaction() DuckDB commits the statement by itself.
+        return _run(self._connection(), query, values)
 
     @contextmanager
     def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -316,13 +315,12 @@ class PostgresWarehouse(Warehouse):
             if order is not None:
                 columns = ", ".join(map(quote_ident, keys))
                 # Typed like the target's key columns, so COPY checks them the same way.
-                cur.execute(
-                    f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT {columns} FROM {table} WITH NO DATA"
-                )
+                cur.execute(f"CREATE TEMP TABLE {stage} AS SELECT {columns} FROM {table} WITH NO DATA")
                 _copy_csv(cur, stage, rows.select(keys))
                 cur.execute(f"ANALYZE {stage}")  # a good plan for the delete: index probes or a hash join
                 cur.execute(f"DELETE FROM {table} AS t USING {stage} AS r WHERE {_join_on(keys)}")
                 deleted += cur.rowcount
+                # Dropped now, not at commit: a later replace_rows in the same transaction makes its own.
                 cur.execute(f"DROP TABLE {stage}")
                 _copy_csv(cur, table, rows, order=order.result())
         return ReplaceResult(deleted=deleted, inserted=rows.num_rows)

@@ -424,6 +424,27 @@ def test_an_embedding_table_loads_and_reads_back(warehouse: Warehouse) -> None:
     )
 
 
+def test_other_arrow_encodings_load_as_their_plain_types(warehouse: Warehouse) -> None:
+    rows = pa.table(
+        {
+            "k": ["a", "b"],
+            "fixed": pa.array([[1.5, 2.5, None], None], pa.list_(pa.float32(), 3)),
+            "flags": pa.array([[True, None], [False]]),
+            "times": pa.array([[dt.datetime(2024, 5, 1, 12)], []], pa.list_(pa.timestamp("us"))),
+            "doc": pa.array(['{"a": 1}', None], pa.json_()),
+            "view": pa.array(["x", ""], pa.string_view()),
+            "label": pa.array(["p", "q"]).dictionary_encode(),
+        }
+    )
+    warehouse.ensure_table("odd", rows.schema, primary_key=["k"])
+    warehouse.replace_rows("odd", rows, match_columns=["k"])
+    assert warehouse.read_arrow("SELECT * FROM odd ORDER BY k").to_pylist() == [
+        {"k": "a", "fixed": [1.5, 2.5, None], "flags": [True, None], "times": [dt.datetime(2024, 5, 1, 12)],
+         "doc": '{"a": 1}', "view": "x", "label": "p"},
+        {"k": "b", "fixed": None, "flags": [False], "times": [], "doc": None, "view": "", "label": "q"},
+    ]  # fmt: skip
+
+
 # Connections ------------------------------------------------------------------------------------
 
 

@@ -1,0 +1,219 @@
+"""Whole runs of the sentiment DAG through ``airflow dags test`` against the local server.
+
+Each test gets its own server, warehouse and metadata database (copied from one migrated
+template), so runs cannot see each other. Marked slow: every run starts Airflow.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from include.local_airflow import LocalAirflow
+from include.sample_data.reviews import generate_reviews
+from tests.batch_server import wait_for_batch
+
+pytestmark = pytest.mark.slow
+
+DAY = dt.date(2026, 11, 24)
+LOGICAL_DATE = (DAY + dt.timedelta(days=1)).isoformat()  # the run for a day is dated the day after
+SOURCE = generate_reviews(DAY - dt.timedelta(days=2), 3, per_day=(40, 40))
+
+
+@pytest.fixture(scope="session")
+def migrated_home(tmp_path_factory) -> Path:
+    template = LocalAirflow(tmp_path_factory.mktemp("airflow-template"), "http://unused/v1", "unused")
+    template.prepare()
+    return template.home
+
+
+class Stack:
+    def __init__(self, server, airflow: LocalAirflow) -> None:
+        self.server = server
+        self.airflow = airflow
+
+    def run(self, conf: dict | None = None, logical_date: str = LOGICAL_DATE) -> subprocess.CompletedProcess:
+        return self.airflow.dags_test("review_sentiment", logical_date, conf, check=False)
+
+    def query(self, sql: str, *params) -> list[tuple]:
+        with duckdb.connect(str(self.airflow.warehouse_db), read_only=True) as db:
+            return db.execute(sql, list(params)).fetchall()
+
+    def batches(self) -> list:
+        return list(self.server.client().batches.list(limit=100))
+
+    def expected_rows(self, day: dt.date = DAY) -> set[str]:
+        """Keys that can be answered: non-blank text, duplicates collapsed."""
+        rows = SOURCE.filter(pa_equal(SOURCE["review_date"], day)).to_pylist()
+        return {r["review_id"] for r in rows if r["review_text"] and r["review_text"].strip()}
+
+
+def pa_equal(column, value):
+    import pyarrow.compute as pc
+
+    return pc.equal(column, value)
+
+
+@pytest.fixture
+def stack(start_server, tmp_path, migrated_home) -> Stack:
+    server = start_server("--validating-seconds", "0.5", name="batch-api")
+    home = tmp_path / "airflow"
+    shutil.copytree(migrated_home, home, ignore=shutil.ignore_patterns("logs"))
+    airflow = LocalAirflow(
+        tmp_path,
+        server.base_url,
+        server.api_key,
+        poll_interval_seconds=0.5,
+        extra_env={"LLM_BATCH_RETRY_DELAY_SECONDS": "1"},
+        airflow_home=home,
+    )
+    with duckdb.connect(str(airflow.source_db)) as db:
+        db.register("generated", SOURCE)
+        db.execute("CREATE TABLE reviews AS SELECT * FROM generated")
+    return Stack(server, airflow)
+
+
+def assert_succeeded(result: subprocess.CompletedProcess) -> None:
+    assert result.returncode == 0, (result.stdout or "")[-4000:] + (result.stderr or "")[-4000:]
+
+
+def landed(stack: Stack, day: dt.date = DAY) -> list[tuple]:
+    return stack.query(
+        "SELECT review_id, label, confidence, reason, request_fingerprint, batch_id FROM review_sentiment "
+        "WHERE review_date = ? ORDER BY review_id",
+        day,
+    )
+
+
+def test_clean_run_lands_every_row_and_a_rerun_pays_nothing(stack):
+    assert_succeeded(stack.run())
+    rows = landed(stack)
+    assert {r[0] for r in rows} == stack.expected_rows()
+    assert {r[1] for r in rows} <= {"positive", "neutral", "negative"}
+    failures = dict(stack.query("SELECT reason, count(*) FROM llm_batch_failures GROUP BY 1"))
+    assert set(failures) <= {"null_input", "empty_input"} and sum(failures.values()) > 0
+    (ledger,) = stack.query("SELECT status, attempt, cost_usd, sync_cost_usd FROM llm_batch_ledger")
+    assert ledger[0] == "completed" and ledger[1] == 1 and 0 < ledger[2] < ledger[3]
+    (batch,) = stack.batches()
+    assert batch.status == "completed"
+
+    assert_succeeded(stack.run())
+
+    assert landed(stack) == rows
+    assert len(stack.batches()) == 1
+    (report,) = stack.query(
+        "SELECT requests, results, batches FROM llm_batch_runs ORDER BY reported_at DESC LIMIT 1"
+    )
+    assert report == (0, 0, 0)
+
+
+def test_the_api_key_appears_in_no_log_xcom_file_or_ledger(stack):
+    assert_succeeded(stack.run())
+    key = stack.server.api_key.encode()
+    leaks = [
+        path
+        for path in stack.airflow.root.rglob("*")
+        if path.is_file() and path.name != "server-api-key" and key in path.read_bytes()
+    ]
+    assert leaks == []  # logs, XCom (in airflow.db), run files, warehouse and ledger
+
+
+def test_per_line_server_errors_are_retried_in_a_follow_up_round(stack):
+    stack.server.set_faults(line_failure_share=0.3, line_failure_status=500, limit_batches=1, seed=3)
+    assert_succeeded(stack.run())
+    assert {r[0] for r in landed(stack)} == stack.expected_rows()
+    rounds = stack.query("SELECT attempt, requests, status FROM llm_batch_ledger ORDER BY attempt")
+    assert [r[0] for r in rounds] == [1, 2] and rounds[1][1] < rounds[0][1] / 2
+
+
+def test_an_expired_batch_lands_its_finished_part_and_the_rest_follows(stack):
+    stack.server.set_faults(expire_after_share=0.5, limit_batches=1)
+    assert_succeeded(stack.run())
+    assert {r[0] for r in landed(stack)} == stack.expected_rows()
+    rounds = stack.query("SELECT attempt, status FROM llm_batch_ledger ORDER BY attempt")
+    assert rounds == [(1, "expired"), (2, "completed")]
+    batches = {r[5] for r in landed(stack)}
+    assert len(batches) == 2  # the expired batch's finished part was landed, not paid for again
+
+
+def test_token_limit_exceeded_is_submitted_again_in_the_next_round(stack):
+    stack.server.set_faults(token_limit_exceeded=True, limit_batches=1)
+    assert_succeeded(stack.run())
+    assert {r[0] for r in landed(stack)} == stack.expected_rows()
+    assert stack.query("SELECT attempt, status FROM llm_batch_ledger ORDER BY attempt") == [
+        (1, "failed"),
+        (2, "completed"),
+    ]
+
+
+def test_a_batch_that_fails_validation_fails_the_run_and_loads_nothing(stack):
+    stack.server.set_faults(fail_validation=True)
+    result = stack.run()
+    assert result.returncode != 0
+    assert "failed; nothing of it is loaded" in (result.stdout + result.stderr)
+    assert stack.query(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'review_sentiment'"
+    ) == [(0,)]
+    assert len(stack.batches()) == 1  # collect fails without retries: the same bytes would fail again
+
+
+def test_transient_errors_while_polling_do_not_fail_the_run(stack):
+    stack.server.set_faults(api_error_share=0.25, api_error_status=500, retry_after_seconds=0.05, seed=9)
+    assert_succeeded(stack.run())
+    stack.server.set_faults()
+    assert {r[0] for r in landed(stack)} == stack.expected_rows()
+    assert len(stack.batches()) == 1
+
+
+def test_dry_run_prices_the_requests_and_submits_nothing(stack):
+    result = stack.run({"dry_run": True})
+    assert_succeeded(result)
+    assert stack.batches() == []
+    assert "estimated_cost_usd" in result.stdout + result.stderr
+
+
+def test_manual_run_with_a_date_range_row_limit_and_model(stack):
+    conf = {
+        "start_date": (DAY - dt.timedelta(days=1)).isoformat(),
+        "end_date": DAY.isoformat(),
+        "row_limit": 25,
+    }
+    assert_succeeded(stack.run({**conf, "model": "gpt-4.1-mini"}))
+    rows = stack.query("SELECT review_id, model FROM review_sentiment")
+    assert 0 < len(rows) <= 25 and {r[1] for r in rows} == {"gpt-4.1-mini"}
+    # The nightly run for DAY answers the rest with the job's model; the manual answers stay.
+    assert_succeeded(stack.run())
+    models = dict(
+        stack.query("SELECT model, count(*) FROM review_sentiment WHERE review_date = ? GROUP BY 1", DAY)
+    )
+    assert set(models) <= {"gpt-4.1-mini", "gpt-4o-mini"}
+
+
+def test_a_batch_cancelled_mid_run_is_finished_by_the_next_round(stack, start_server, tmp_path):
+    slow = start_server("--validating-seconds", "0.5", "--request-seconds", "0.05", name="slow-api")
+    stack.airflow.openai_base_url = slow.base_url
+    stack.airflow.openai_api_key = slow.api_key
+    command = [str(Path(sys.executable).parent / "airflow"), "dags", "test", "review_sentiment", LOGICAL_DATE]
+    with (tmp_path / "cancel-run.log").open("w") as log:
+        process = subprocess.Popen(command, env=stack.airflow.env(), stdout=log, stderr=subprocess.STDOUT)
+        client = slow.client()
+        deadline = time.monotonic() + 120
+        while not (batches := list(client.batches.list(limit=10))) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        (batch,) = batches
+        while client.batches.retrieve(batch.id).request_counts.completed < 5:
+            time.sleep(0.05)
+        client.batches.cancel(batch.id)
+        assert wait_for_batch(client, batch.id).status == "cancelled"
+        slow.set_faults()  # nothing else to inject: speed the follow-up round up
+        assert process.wait(timeout=300) == 0, (tmp_path / "cancel-run.log").read_text()[-4000:]
+    assert {r[0] for r in landed(stack)} == stack.expected_rows()
+    rounds = stack.query("SELECT attempt, status FROM llm_batch_ledger ORDER BY attempt")
+    assert rounds[0] == (1, "cancelled") and rounds[-1][1] == "completed"
