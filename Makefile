@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 DATA_DIR ?= .local/data
 
-.PHONY: venv lock lint test test-fast demo server bench-server clean
+.PHONY: venv lock lint test test-fast demo server bench clean
 
 venv: $(VENV)/.installed
 
@@ -36,8 +36,8 @@ demo: venv
 server: venv
 	$(BIN)/python -m local_batch_api --data-dir $(DATA_DIR)/server
 
-bench-server: venv
-	$(BIN)/python benchmarks/bench_local_batch_api.py
+bench: venv
+	for script in benchmarks/bench_*.py; do PYTHONPATH=.:plugins $(BIN)/python $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) .local .pytest_cache .ruff_cache
