@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 DATA_DIR ?= .local/data
 
-.PHONY: venv lock lint test test-fast demo server bench clean
+.PHONY: venv lock lint test test-fast demo up up-celery down server bench clean
 
 venv: $(VENV)/.installed
 
@@ -32,6 +32,15 @@ test-fast: venv
 
 demo: venv
 	$(BIN)/python -m include.demo --data-dir $(DATA_DIR)/demo
+
+up: venv
+	$(BIN)/python -m include.stack up
+
+up-celery: venv
+	$(BIN)/python -m include.stack up --executor celery --postgres
+
+down: venv
+	$(BIN)/python -m include.stack down
 
 server: venv
 	$(BIN)/python -m local_batch_api --data-dir $(DATA_DIR)/server

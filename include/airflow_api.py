@@ -1,0 +1,67 @@
+"""A small client of Airflow's REST API (``/api/v2``), for the end-to-end tests and scripts."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+
+class AirflowAPI:
+    def __init__(self, base_url: str, username: str, password: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        token = httpx.post(
+            f"{self.base_url}/auth/token", json={"username": username, "password": password}, timeout=10
+        )
+        token.raise_for_status()
+        self.client = httpx.Client(
+            base_url=f"{self.base_url}/api/v2",
+            headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+            timeout=30,
+        )
+
+    def get(self, path: str, **params: Any) -> httpx.Response:
+        return self.client.get(path, params=params or None)
+
+    def post(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        return self.client.post(path, json=body)
+
+    def patch(self, path: str, body: dict[str, Any], **params: Any) -> httpx.Response:
+        return self.client.patch(path, json=body, params=params or None)
+
+    def json(self, response: httpx.Response) -> Any:
+        if response.status_code >= 400:
+            raise AssertionError(
+                f"{response.request.method} {response.request.url}: {response.status_code} {response.text}"
+            )
+        return response.json()
+
+    def unpause(self, dag_id: str) -> None:
+        self.json(self.patch(f"/dags/{dag_id}", {"is_paused": False}))
+
+    def trigger(
+        self, dag_id: str, logical_date: str, conf: dict[str, Any] | None = None, run_id: str | None = None
+    ) -> dict:
+        body: dict[str, Any] = {"logical_date": logical_date, "conf": conf or {}}
+        if run_id:
+            body["dag_run_id"] = run_id
+        return self.json(self.post(f"/dags/{dag_id}/dagRuns", body))
+
+    def run(self, dag_id: str, run_id: str) -> dict:
+        return self.json(self.get(f"/dags/{dag_id}/dagRuns/{run_id}"))
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 600) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            run = self.run(dag_id, run_id)
+            if run["state"] in ("success", "failed"):
+                return run
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{dag_id} {run_id} still {run['state']} after {timeout:.0f} s")
+            time.sleep(2)
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
+        return self.json(self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", limit=1000))[
+            "task_instances"
+        ]

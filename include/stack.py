@@ -1,0 +1,338 @@
+"""``make up`` / ``make down``: a real Airflow on this machine, the way it is deployed.
+
+Scheduler, triggerer, dag-processor and api-server (plus Celery workers with the CeleryExecutor),
+the local Batch API server, and the connections the project's DAGs use. Embedded defaults:
+LocalExecutor on SQLite and DuckDB; ``--postgres`` puts the metadata database and the warehouse
+on PostgreSQL, ``--executor celery`` adds a Redis broker and workers.
+
+Every process runs in its own session, logs to ``<root>/logs/<name>.log`` and is listed in
+``<root>/stack.json``, so ``down`` (or a test) can stop it, or kill one to see what survives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from include.local_airflow import PROJECT, LocalAirflow
+from include.sample_data.reviews import write_reviews
+
+ADMIN = ("admin", "admin")
+
+
+@dataclass
+class StackSettings:
+    root: Path
+    executor: str = "LocalExecutor"  # or "CeleryExecutor"
+    postgres_dsn: str | None = None  # e.g. postgresql://postgres@127.0.0.1:5432/airflow_stack
+    warehouse_dsn: str | None = None  # PostgreSQL warehouse; DuckDB files when None
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    workers: int = 2
+    api_port: int = 8080
+    batch_api_port: int = 8765
+    batch_api_flags: tuple[str, ...] = ("--validating-seconds", "2", "--finalizing-seconds", "1")
+    poll_interval_seconds: float = 5.0
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+class Stack:
+    def __init__(self, settings: StackSettings) -> None:
+        self.settings = settings
+        self.root = settings.root.resolve()
+        self.state_path = self.root / "stack.json"
+        secrets_path = self.root / "secrets.json"
+        self.root.mkdir(parents=True, exist_ok=True)
+        if not secrets_path.exists():
+            secrets_path.write_text(
+                json.dumps(
+                    {"jwt": secrets.token_urlsafe(32), "openai_api_key": "sk-local-" + secrets.token_hex(16)}
+                )
+            )
+            secrets_path.chmod(0o600)
+        self.secrets = json.loads(secrets_path.read_text())
+
+    # Environment ---------------------------------------------------------------------------
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.api_port}"
+
+    @property
+    def batch_api_url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.batch_api_port}/v1"
+
+    @property
+    def airflow(self) -> LocalAirflow:
+        s = self.settings
+        env = {
+            "AIRFLOW__CORE__EXECUTOR": s.executor,
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
+            "AIRFLOW__API__BASE_URL": self.api_url,
+            "AIRFLOW__API_AUTH__JWT_SECRET": self.secrets["jwt"],
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN[0]}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.root / "passwords.json"),
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.root / "airflow" / "logs"),
+            **s.extra_env,
+        }
+        if s.postgres_dsn:
+            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = s.postgres_dsn.replace(
+                "postgresql://", "postgresql+psycopg2://"
+            )
+        if s.executor == "CeleryExecutor":
+            env["AIRFLOW__CELERY__BROKER_URL"] = s.redis_url
+            backend = s.postgres_dsn or f"sqlite:///{self.root / 'airflow' / 'celery-results.db'}"
+            env["AIRFLOW__CELERY__RESULT_BACKEND"] = "db+" + backend
+        if s.warehouse_dsn:
+            connection = _postgres_connection(s.warehouse_dsn)
+            env["AIRFLOW_CONN_LLM_WAREHOUSE"] = connection
+            env["AIRFLOW_CONN_LLM_SOURCE"] = connection
+        return LocalAirflow(
+            self.root,
+            self.batch_api_url,
+            self.secrets["openai_api_key"],
+            poll_interval_seconds=s.poll_interval_seconds,
+            extra_env=env,
+        )
+
+    # Processes -----------------------------------------------------------------------------
+
+    def processes(self) -> dict[str, int]:
+        return json.loads(self.state_path.read_text()) if self.state_path.exists() else {}
+
+    def _record(self, name: str, pid: int) -> None:
+        state = self.processes()
+        state[name] = pid
+        self.state_path.write_text(json.dumps(state, indent=2))
+
+    def start_process(self, name: str, command: list[str], env: dict[str, str] | None = None) -> int:
+        logs = self.root / "logs"
+        logs.mkdir(exist_ok=True)
+        with (logs / f"{name}.log").open("ab") as log:
+            process = subprocess.Popen(
+                command,
+                env={**self.airflow.env(), **(env or {})},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=PROJECT,
+                start_new_session=True,
+            )
+        self._record(name, process.pid)
+        return process.pid
+
+    def start_airflow_component(self, name: str) -> int:
+        airflow = str(Path(sys.executable).parent / "airflow")
+        commands = {
+            "api-server": [airflow, "api-server", "--port", str(self.settings.api_port)],
+            "scheduler": [airflow, "scheduler"],
+            "dag-processor": [airflow, "dag-processor"],
+            "triggerer": [airflow, "triggerer"],
+        }
+        if name.startswith("worker-"):
+            # Workers share this machine's disk, so the api-server reads their logs directly.
+            command = [airflow, "celery", "worker", "--concurrency", "4", "--celery-hostname", f"{name}@%h"]
+            return self.start_process(name, [*command, "--skip-serve-logs"])
+        return self.start_process(name, commands[name])
+
+    def stop_process(self, name: str, sig: int = signal.SIGTERM, timeout: float = 20.0) -> None:
+        pid = self.processes().get(name)
+        if pid is None:
+            return
+        _signal_group(pid, sig)
+        deadline = time.monotonic() + timeout
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if _alive(pid):
+            _signal_group(pid, signal.SIGKILL)
+        state = self.processes()
+        state.pop(name, None)
+        self.state_path.write_text(json.dumps(state, indent=2))
+
+    def kill_process(self, name: str) -> None:
+        """SIGKILL the whole process group, as a crash or an OOM kill would."""
+        self.stop_process(name, signal.SIGKILL, timeout=10)
+
+    # Life cycle ----------------------------------------------------------------------------
+
+    def up(self, *, with_sample_data: bool = True) -> None:
+        if self.processes():
+            raise SystemExit(f"a stack is already running from {self.root}; run `make down` first")
+        airflow = self.airflow
+        (self.root / "passwords.json").write_text(json.dumps({ADMIN[0]: ADMIN[1]}))
+        if with_sample_data and not self.settings.warehouse_dsn and not airflow.source_db.exists():
+            write_reviews(airflow.source_db, end=dt.date.today())
+        if with_sample_data and self.settings.warehouse_dsn:
+            _write_postgres_reviews(self.settings.warehouse_dsn)
+        airflow.home.mkdir(parents=True, exist_ok=True)
+        airflow.airflow("db", "migrate")
+        pool_size = "1" if not self.settings.warehouse_dsn else "8"
+        airflow.airflow("pools", "set", "llm_warehouse", pool_size, "serializes DuckDB writers")
+        batch_api = [
+            sys.executable,
+            "-m",
+            "local_batch_api",
+            "--port",
+            str(self.settings.batch_api_port),
+            "--data-dir",
+            str(self.root / "batch-api"),
+            *self.settings.batch_api_flags,
+        ]
+        self.start_process("batch-api", batch_api, {"LOCAL_BATCH_API_KEY": self.secrets["openai_api_key"]})
+        for name in ("api-server", "scheduler", "dag-processor", "triggerer"):
+            self.start_airflow_component(name)
+        if self.settings.executor == "CeleryExecutor":
+            for index in range(1, self.settings.workers + 1):
+                self.start_airflow_component(f"worker-{index}")
+        self.wait_until_ready()
+
+    def down(self) -> None:
+        for name in reversed(list(self.processes())):
+            self.stop_process(name)
+        self.state_path.unlink(missing_ok=True)
+
+    def wait_until_ready(self, timeout: float = 180.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            dead = [name for name, pid in self.processes().items() if not _alive(pid)]
+            if dead:
+                raise RuntimeError(f"stopped during start-up: {dead}; see {self.root / 'logs'}")
+            try:
+                api = httpx.get(f"{self.api_url}/api/v2/monitor/health", timeout=2)
+                batch = httpx.get(self.batch_api_url.removesuffix("/v1") + "/_local/health", timeout=2)
+                if api.status_code == 200 and batch.status_code == 200 and self.dags_parsed():
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        raise TimeoutError(f"the stack was not ready after {timeout:.0f} s; see {self.root / 'logs'}")
+
+    def dags_parsed(self) -> bool:
+        from include.airflow_api import AirflowAPI
+
+        try:
+            return AirflowAPI(self.api_url, *ADMIN).get("/dags/review_sentiment").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
+def _postgres_connection(dsn: str) -> str:
+    from urllib.parse import urlparse
+
+    url = urlparse(dsn)
+    return json.dumps(
+        {
+            "conn_type": "postgres",
+            "host": url.hostname or "127.0.0.1",
+            "port": url.port or 5432,
+            "login": url.username or "postgres",
+            "password": url.password or "",
+            "schema": url.path.lstrip("/"),
+        }
+    )
+
+
+def _write_postgres_reviews(dsn: str) -> None:
+    """The sample source in the PostgreSQL warehouse database, Arrow to COPY, never row by row."""
+    from include.sample_data.reviews import generate_reviews, review_date_range
+    from llm_batch.warehouse import postgres_warehouse
+
+    first, last = review_date_range(end=dt.date.today())
+    rows = generate_reviews(first, (last - first).days + 1)
+    with postgres_warehouse(dsn) as warehouse:
+        warehouse.execute("DROP TABLE IF EXISTS reviews")
+        warehouse.ensure_table("reviews", rows.schema)
+        with warehouse.transaction():
+            warehouse.replace_rows("reviews", rows.filter(_unique_ids(rows)), match_columns=["review_id"])
+
+
+def _unique_ids(rows):
+    import pyarrow as pa
+
+    seen: set[str] = set()
+    keep = []
+    for review_id in rows["review_id"].to_pylist()[::-1]:
+        keep.append(review_id not in seen)
+        seen.add(review_id)
+    return pa.array(keep[::-1])
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, sig)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie child of this process counts as dead
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+        return waited == 0
+    except ChildProcessError:
+        return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m include.stack", description=__doc__)
+    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("--root", type=Path, default=Path(".local/stack"))
+    parser.add_argument("--executor", choices=["local", "celery"], default="local")
+    parser.add_argument("--postgres", action="store_true", help="metadata DB and warehouse on PostgreSQL")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--api-port", type=int, default=8080)
+    parser.add_argument("--batch-api-port", type=int, default=8765)
+    args = parser.parse_args(argv)
+    settings = StackSettings(
+        root=args.root,
+        executor="CeleryExecutor" if args.executor == "celery" else "LocalExecutor",
+        postgres_dsn="postgresql://postgres@127.0.0.1:5432/airflow_stack" if args.postgres else None,
+        warehouse_dsn="postgresql://postgres@127.0.0.1:5432/llm_warehouse" if args.postgres else None,
+        workers=args.workers,
+        api_port=args.api_port,
+        batch_api_port=args.batch_api_port,
+    )
+    stack = Stack(settings)
+    if args.command == "down":
+        stack.down()
+        print("stack stopped")
+    elif args.command == "status":
+        for name, pid in stack.processes().items():
+            print(f"{name:<14} pid {pid:<8} {'running' if _alive(pid) else 'stopped'}")
+    else:
+        if args.postgres:
+            for dsn in (settings.postgres_dsn, settings.warehouse_dsn):
+                ensure_postgres_database(dsn)
+        stack.up()
+        print(f"Airflow UI and REST API: {stack.api_url}  (login {ADMIN[0]} / {ADMIN[1]})")
+        print(f"local Batch API server:  {stack.batch_api_url}")
+        print(f"logs: {stack.root / 'logs'}; stop with `make down`")
+    return 0
+
+
+def ensure_postgres_database(dsn: str) -> None:
+    import psycopg
+
+    name = dsn.rsplit("/", 1)[1]
+    admin = dsn.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+if __name__ == "__main__":
+    sys.exit(main())
