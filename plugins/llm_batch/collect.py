@@ -92,7 +92,7 @@ def collect_shard(
                     _failure(index[custom_id], custom_id, "batch", reason, detail, batch_id, spec)
                 )
 
-    base = ObjectStoragePath(spec.path).parent
+    base = ObjectStoragePath(spec.index_path).parent  # the run's directory
     stem = f"shard-{spec.shard:03d}-round-{spec.attempt}"
     results_path = base / f"{stem}.results.parquet"
     failures_path = base / f"{stem}.failures.parquet"
@@ -250,7 +250,9 @@ def _write_retry_shard(spec: ShardSpec, retry: dict[str, str]) -> ShardSpec:
             if raw.strip() and orjson.loads(raw)["custom_id"] in retry:
                 chunks.append(raw if raw.endswith(b"\n") else raw + b"\n")
     content = b"".join(chunks)
-    path = ObjectStoragePath(spec.path).parent / f"shard-{spec.shard:03d}-round-{spec.attempt + 1}.jsonl"
+    path = (
+        ObjectStoragePath(spec.index_path).parent / f"shard-{spec.shard:03d}-round-{spec.attempt + 1}.jsonl"
+    )
     write_bytes(path, content)
     return ShardSpec(
         job=spec.job,
@@ -310,11 +312,14 @@ def answer_schema(job: BatchJob) -> pa.Schema:
 def results_table(job: BatchJob, rows: list[dict[str, Any]]) -> pa.Table:
     schema = pa.schema([*answer_schema(job), *RESULT_PROVENANCE, ("answered_at", pa.timestamp("us"))])
     now = utcnow()
+    # Answer fields typed as text may hold nested values (lists, objects): they land as JSON text.
+    text_fields = [f.name for f in answer_schema(job) if f.type == pa.string()]
     for row in rows:
         row["answered_at"] = now
-        for name, type_ in zip(schema.names, schema.types, strict=True):
-            if type_ == pa.string() and row.get(name) is not None and not isinstance(row[name], str):
-                row[name] = orjson.dumps(row[name]).decode()  # nested answer fields land as JSON text
+        for name in text_fields:
+            value = row.get(name)
+            if value is not None and not isinstance(value, str):
+                row[name] = orjson.dumps(value).decode()
     return pa.Table.from_pylist(rows, schema=schema)
 
 

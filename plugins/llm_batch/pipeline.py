@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,8 +21,8 @@ from llm_batch.collect import FAILURE_SCHEMA, answer_schema
 from llm_batch.job import BatchJob
 from llm_batch.ledger import utcnow
 from llm_batch.pricing import cost_of
-from llm_batch.request_lines import BuiltRequests, Rejection, build_requests
-from llm_batch.sharding import content_digest, split_into_shards
+from llm_batch.request_lines import Rejection, RequestLine, dedupe, iter_requests
+from llm_batch.sharding import content_digest, iter_shards
 from llm_batch.storage import ObjectStoragePath, read_table, run_dir, storage_root, write_bytes, write_table
 from llm_batch.submission import ShardSpec
 
@@ -121,51 +122,69 @@ def build_run(
 ) -> dict[str, Any]:
     """Build, check and shard the requests; write shards, index and rejections; describe them.
 
-    ``identity_salt`` (a forced run's id) makes the submissions new instead of re-attaching.
+    Shards are built, checked and written one at a time, and only their small index rows are
+    kept, so memory follows the shard size, not the run. A shard file is named by the digest of
+    its bytes; the run's directory by the digests of its shards. ``identity_salt`` (a forced
+    run's id) makes the submissions new instead of re-attaching to earlier ones.
     """
-    built = build_requests(job, rows, settled)
-    _check_lines_like_the_server(job, built)
-    shards = split_into_shards(built.lines, job.shard_limits)
-    digest = content_digest(b"".join(s.content for s in shards) + job.fingerprint().encode())
-    directory = run_dir(storage_root(job.storage_url), job.name, window.label, digest)
-    index_path = directory / "index.parquet"
-    write_table(index_path, _index_table(built))
-    rejections_path = directory / "rejections.parquet"
-    write_table(rejections_path, rejections_table(job, built.rejections))
-    specs = []
-    for shard in shards:
+    deduplicated, collapsed = dedupe(rows, job.key_column, job.dedupe_order_column)
+    rejections: list[Rejection] = []
+
+    def request_lines() -> Iterator[RequestLine]:
+        for item in iter_requests(job, deduplicated, settled):
+            if isinstance(item, Rejection):
+                rejections.append(item)
+            else:
+                yield item
+
+    root = storage_root(job.storage_url)
+    shards_dir = root / job.name / window.label / "shards"
+    specs: list[dict[str, Any]] = []
+    index_parts: list[pa.Table] = []
+    estimated_tokens = 0
+    for shard in iter_shards(request_lines(), job.shard_limits):
+        _check_lines_like_the_server(job, shard.lines)
         content = shard.content
-        path = directory / f"shard-{shard.index:03d}-round-1.jsonl"
-        write_bytes(path, content)
+        digest = content_digest(content)
+        path = shards_dir / f"{digest[:40]}.jsonl"
+        if not path.exists():
+            write_bytes(path, content)
+        index_parts.append(_index_table(shard.lines))
+        estimated_tokens += shard.estimated_tokens
         specs.append(
-            ShardSpec(
-                job=job.name,
-                interval_label=window.label,
-                shard=shard.index,
-                attempt=1,
-                path=str(path),
-                index_path=str(index_path),
-                requests=len(shard.lines),
-                bytes=len(content),
-                estimated_tokens=shard.estimated_tokens,
-                digest=content_digest(content),
-                identity_salt=identity_salt,
-            ).to_dict()
+            {
+                "job": job.name,
+                "interval_label": window.label,
+                "shard": shard.index,
+                "attempt": 1,
+                "path": str(path),
+                "requests": len(shard.lines),
+                "bytes": len(content),
+                "estimated_tokens": shard.estimated_tokens,
+                "digest": digest,
+                "identity_salt": identity_salt,
+            }
         )
-    estimated_tokens = sum(line.estimated_tokens for line in built.lines)
-    output_tokens = 0 if job.is_embeddings else EXPECTED_OUTPUT_TOKENS * len(built.lines)
+        del shard, content  # let this shard go before the next one fills
+    run_digest = content_digest("\n".join([job.fingerprint(), *(s["digest"] for s in specs)]).encode())
+    directory = run_dir(root, job.name, window.label, run_digest)
+    index_path = directory / "index.parquet"
+    write_table(index_path, pa.concat_tables(index_parts) if index_parts else _index_table([]))
+    rejections_path = directory / "rejections.parquet"
+    write_table(rejections_path, rejections_table(job, rejections))
+    specs = [ShardSpec(index_path=str(index_path), **spec).to_dict() for spec in specs]
+
+    requests = sum(spec["requests"] for spec in specs)
+    output_tokens = 0 if job.is_embeddings else EXPECTED_OUTPUT_TOKENS * requests
     estimate = cost_of(job.model, estimated_tokens, output_tokens)
     summary = {
         "window": window.label,
         "rows_in": rows.num_rows,
-        "duplicates_collapsed": built.duplicates_collapsed,
-        "already_settled": rows.num_rows
-        - built.duplicates_collapsed
-        - len(built.rejections)
-        - len(built.lines),
-        "rejected": len(built.rejections),
-        "rejection_reasons": dict(Counter(r.reason for r in built.rejections)),
-        "requests": len(built.lines),
+        "duplicates_collapsed": collapsed,
+        "already_settled": rows.num_rows - collapsed - len(rejections) - requests,
+        "rejected": len(rejections),
+        "rejection_reasons": dict(Counter(r.reason for r in rejections)),
+        "requests": requests,
         "shards": len(specs),
         "estimated_input_tokens": estimated_tokens,
         "estimated_cost_usd": estimate.batch_usd,
@@ -174,35 +193,35 @@ def build_run(
         "run_dir": str(directory),
         "dry_run": dry_run,
     }
-    log.info("Built %s", orjson.dumps({k: v for k, v in summary.items() if not k.endswith("path")}).decode())
+    log.info(
+        "Built %s",
+        orjson.dumps({k: v for k, v in summary.items() if not k.endswith(("path", "dir"))}).decode(),
+    )
     return {"shards": specs, "summary": summary}
 
 
-def _check_lines_like_the_server(job: BatchJob, built: BuiltRequests) -> None:
+def _check_lines_like_the_server(job: BatchJob, lines: Sequence[RequestLine]) -> None:
     """Apply the service's own per-line rules before paying for an upload."""
     from local_batch_api.validation import validate_lines
 
-    result = validate_lines(
-        (line.line for line in built.lines), job.endpoint, max_requests=len(built.lines) or 1
-    )
+    result = validate_lines((line.line for line in lines), job.endpoint, max_requests=len(lines) or 1)
     errors = [e for e in result.errors if e["code"] != "empty_file"]
     if errors:
         first = errors[0]
-        line = built.lines[first["line"] - 1]
+        line = lines[first["line"] - 1]
         raise ValueError(
             f"{len(errors)} request lines break the Batch API's rules; the first, for key {line.key!r} "
             f"(custom_id {line.custom_id!r}): {first['code']}: {first['message']}"
         )
 
 
-def _index_table(built: BuiltRequests) -> pa.Table:
-    lines = built.lines
+def _index_table(lines: Sequence[RequestLine]) -> pa.Table:
     return pa.table(
         {
-            "custom_id": [line.custom_id for line in lines],
-            "key": [line.key for line in lines],
+            "custom_id": pa.array([line.custom_id for line in lines], pa.string()),
+            "key": pa.array([line.key for line in lines], pa.string()),
             "row_date": pa.array([line.row_date for line in lines], pa.date32()),
-            "request_fingerprint": [line.request_fingerprint for line in lines],
+            "request_fingerprint": pa.array([line.request_fingerprint for line in lines], pa.string()),
             "estimated_tokens": pa.array([line.estimated_tokens for line in lines], pa.int64()),
         }
     )

@@ -43,7 +43,20 @@ class PromptTemplate:
         return tuple(names)
 
     def render(self, row: Mapping[str, Any]) -> tuple[str, str]:
+        """The system and user texts for one row; a null field renders as an empty string."""
+        fields = _NullsAsBlank(row)
         try:
-            return self.system.format_map(row), self.user.format_map(row)
+            return self.system.format_map(fields), self.user.format_map(fields)
         except KeyError as exc:
             raise PromptError(f"prompt {self.name}/{self.version} needs field {exc.args[0]!r}") from None
+
+
+class _NullsAsBlank:
+    __slots__ = ("row",)
+
+    def __init__(self, row: Mapping[str, Any]) -> None:
+        self.row = row
+
+    def __getitem__(self, name: str) -> Any:
+        value = self.row[name]
+        return "" if value is None else value

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from llm_batch.answers import strict_json_schema
-from llm_batch.job import CHAT, EMBEDDINGS, BatchJob
+from llm_batch.job import CHAT, EMBEDDINGS, ENDPOINTS, BatchJob
 from llm_batch.models import context_window, estimate_tokens
 from llm_batch.prompts import PromptError
 
@@ -87,49 +87,70 @@ def _first_of_runs(keys: pa.ChunkedArray) -> pa.Array:
 def build_requests(
     job: BatchJob, rows: pa.Table, answered: set[tuple[str, str]] | None = None
 ) -> BuiltRequests:
-    """Turn rows into request lines; ``answered`` holds (key, request fingerprint) already landed."""
+    """All request lines and rejections at once; :func:`iter_requests` streams them instead."""
     rows, collapsed = dedupe(rows, job.key_column, job.dedupe_order_column)
     lines: list[RequestLine] = []
     rejections: list[Rejection] = []
-    limit = context_window(job.model) - (0 if job.endpoint == EMBEDDINGS else OUTPUT_TOKEN_RESERVE)
-    body_of = _body_builder(job)
-    for row in _rows(rows):
-        key, row_date = row.get(job.key_column), row.get(job.date_column)
-        problem = _row_problem(job, row)
-        if problem:
-            rejections.append(Rejection(None if key is None else str(key), row_date, *problem))
-            continue
-        key = str(key)
-        try:
-            body, text = body_of(row)
-        except PromptError as exc:
-            rejections.append(Rejection(key, row_date, "invalid_input", str(exc)))
-            continue
-        tokens = estimate_tokens(text)
-        if tokens > limit:
-            rejections.append(
-                Rejection(
-                    key, row_date, "input_too_long", f"about {tokens:,} tokens; {job.model} takes {limit:,}"
-                )
-            )
-            continue
-        body_bytes = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
-        fingerprint = hashlib.sha256(body_bytes).hexdigest()[:32]
-        if answered and (key, fingerprint) in answered:
-            continue
-        custom_id = custom_id_for(key)
-        line = b'{"custom_id":' + orjson.dumps(custom_id) + b',"method":"POST","url":'
-        line += orjson.dumps(job.endpoint) + b',"body":' + body_bytes + b"}"
-        lines.append(RequestLine(custom_id, key, row_date, line, fingerprint, tokens))
-    lines.sort(key=lambda r: r.custom_id)
+    for item in iter_requests(job, rows, answered):
+        (lines if isinstance(item, RequestLine) else rejections).append(item)
     return BuiltRequests(lines, rejections, collapsed)
 
 
-def _rows(table: pa.Table) -> Iterator[dict[str, Any]]:
-    columns = {name: table.column(name).to_pylist() for name in table.column_names}
-    names = list(columns)
-    for values in zip(*columns.values(), strict=True):
-        yield dict(zip(names, values, strict=True))
+def iter_requests(
+    job: BatchJob, rows: pa.Table, answered: set[tuple[str, str]] | None = None, *, chunk_rows: int = 5_000
+) -> Iterator[RequestLine | Rejection]:
+    """Request lines (and rejections) in custom_id order, a slice of the rows at a time.
+
+    ``rows`` must already be deduplicated. Only the columns the job reads are turned into Python
+    objects, one slice at a time, so memory follows the slice, not the run.
+    """
+    limit = context_window(job.model) - (0 if job.endpoint == EMBEDDINGS else OUTPUT_TOKEN_RESERVE)
+    body_of = _body_builder(job)
+    ordered = _in_custom_id_order(rows, job.key_column)
+    columns = _columns_read(job, ordered.column_names)
+    for batch in ordered.select(columns).to_batches(max_chunksize=chunk_rows):
+        for row in batch.to_pylist():
+            key, row_date = row[job.key_column], row[job.date_column]
+            problem = _row_problem(job, row)
+            if problem:
+                yield Rejection(None if key is None else str(key), row_date, *problem)
+                continue
+            key = str(key)
+            try:
+                body, text = body_of(row)
+            except PromptError as exc:
+                yield Rejection(key, row_date, "invalid_input", str(exc))
+                continue
+            tokens = estimate_tokens(text)
+            if tokens > limit:
+                detail = f"about {tokens:,} tokens; {job.model} takes {limit:,}"
+                yield Rejection(key, row_date, "input_too_long", detail)
+                continue
+            body_bytes = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+            fingerprint = hashlib.sha256(body_bytes).hexdigest()[:32]
+            if answered and (key, fingerprint) in answered:
+                continue
+            custom_id = custom_id_for(key)
+            line = b'{"custom_id":' + orjson.dumps(custom_id) + _URL_PREFIX[job.endpoint] + body_bytes + b"}"
+            yield RequestLine(custom_id, key, row_date, line, fingerprint, tokens)
+
+
+_URL_PREFIX = {url: b',"method":"POST","url":' + orjson.dumps(url) + b',"body":' for url in ENDPOINTS}
+
+
+def _in_custom_id_order(rows: pa.Table, key_column: str) -> pa.Table:
+    keys = rows.column(key_column).to_pylist()
+    ids = pa.array([None if k is None else custom_id_for(str(k)) for k in keys], pa.string())
+    return rows.append_column("__custom_id", ids).sort_by([("__custom_id", "ascending")])
+
+
+def _columns_read(job: BatchJob, available: list[str]) -> list[str]:
+    wanted = [job.key_column, job.date_column, *job.required_columns]
+    if job.input_column:
+        wanted.append(job.input_column)
+    if job.prompt:
+        wanted.extend(job.prompt.fields)
+    return [name for name in dict.fromkeys(wanted) if name in available]
 
 
 def _row_problem(job: BatchJob, row: dict[str, Any]) -> tuple[str, str] | None:
@@ -165,7 +186,7 @@ def _body_builder(job: BatchJob):
         }
 
         def chat_body(row: dict[str, Any]) -> tuple[dict[str, Any], str]:
-            system, user = prompt.render(_printable(row))
+            system, user = prompt.render(row)
             messages = [{"role": "system", "content": system}] if system else []
             messages.append({"role": "user", "content": user})
             return {"model": job.model, "messages": messages, "response_format": response_format, **params}, (
@@ -177,17 +198,13 @@ def _body_builder(job: BatchJob):
     text_format = {"format": {"type": "json_schema", "name": name, "schema": schema, "strict": True}}
 
     def responses_body(row: dict[str, Any]) -> tuple[dict[str, Any], str]:
-        system, user = prompt.render(_printable(row))
+        system, user = prompt.render(row)
         body = {"model": job.model, "input": user, "text": text_format, **params}
         if system:
             body["instructions"] = system
         return body, system + user
 
     return responses_body
-
-
-def _printable(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: ("" if v is None else v) for k, v in row.items()}
 
 
 def iter_jsonl(lines: Iterable[RequestLine]) -> Iterator[bytes]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from llm_batch.job import ShardLimits
@@ -29,34 +29,40 @@ class Shard:
 
 
 def split_into_shards(lines: Sequence[RequestLine], limits: ShardLimits) -> list[Shard]:
-    """Greedy split in custom_id order: each shard stays within requests, bytes and token budget."""
-    shards: list[Shard] = []
-    start, size, tokens = 0, 0, 0
-    for i, line in enumerate(lines):
+    return list(iter_shards(lines, limits))
+
+
+def iter_shards(lines: Iterable[RequestLine], limits: ShardLimits) -> Iterator[Shard]:
+    """Greedy split in arrival order: each shard is yielded as soon as it is full, so a caller
+    that writes and drops shards holds one shard's lines at a time."""
+    budget = limits.max_enqueued_tokens
+    current: list[RequestLine] = []
+    size = tokens = index = 0
+    for line in lines:
         line_size = len(line.line) + 1
         if line_size > limits.max_bytes:
             raise ShardingError(
                 f"request {line.custom_id} alone is {line_size:,} bytes, over {limits.max_bytes:,}"
             )
-        budget = limits.max_enqueued_tokens
         if budget is not None and line.estimated_tokens > budget:
             raise ShardingError(
                 f"request {line.custom_id} alone is about {line.estimated_tokens:,} tokens, over the "
                 f"enqueued-token budget of {budget:,}"
             )
         full = (
-            i - start >= limits.max_requests
+            len(current) >= limits.max_requests
             or size + line_size > limits.max_bytes
             or (budget is not None and tokens + line.estimated_tokens > budget)
         )
         if full:
-            shards.append(Shard(len(shards), lines[start:i]))
-            start, size, tokens = i, 0, 0
+            yield Shard(index, current)
+            index += 1
+            current, size, tokens = [], 0, 0
+        current.append(line)
         size += line_size
         tokens += line.estimated_tokens
-    if start < len(lines):
-        shards.append(Shard(len(shards), lines[start:]))
-    return shards
+    if current:
+        yield Shard(index, current)
 
 
 def content_digest(content: bytes) -> str:
