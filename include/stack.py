@@ -246,28 +246,22 @@ def _postgres_connection(dsn: str) -> str:
 
 
 def _write_postgres_reviews(dsn: str) -> None:
-    """The sample source in the PostgreSQL warehouse database, Arrow to COPY, never row by row."""
+    """The sample source in the PostgreSQL warehouse database, Arrow to COPY, never row by row.
+
+    Duplicate review ids stay, as in the DuckDB source: rows are told apart by ``source_row``.
+    """
+    import pyarrow as pa
+
     from include.sample_data.reviews import generate_reviews, review_date_range
     from llm_batch.warehouse import postgres_warehouse
 
     first, last = review_date_range(end=dt.date.today())
     rows = generate_reviews(first, (last - first).days + 1)
+    rows = rows.append_column("source_row", pa.array(range(rows.num_rows), pa.int64()))
     with postgres_warehouse(dsn) as warehouse:
         warehouse.execute("DROP TABLE IF EXISTS reviews")
-        warehouse.ensure_table("reviews", rows.schema)
-        with warehouse.transaction():
-            warehouse.replace_rows("reviews", rows.filter(_unique_ids(rows)), match_columns=["review_id"])
-
-
-def _unique_ids(rows):
-    import pyarrow as pa
-
-    seen: set[str] = set()
-    keep = []
-    for review_id in rows["review_id"].to_pylist()[::-1]:
-        keep.append(review_id not in seen)
-        seen.add(review_id)
-    return pa.array(keep[::-1])
+        warehouse.ensure_table("reviews", rows.schema, primary_key=("source_row",))
+        warehouse.replace_rows("reviews", rows, match_columns=["source_row"])
 
 
 def _signal_group(pid: int, sig: int) -> None:

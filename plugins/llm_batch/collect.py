@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 from openai import OpenAI
 
 from llm_batch import answers
@@ -133,11 +134,14 @@ def collect_shard(
 
 
 def _index(spec: ShardSpec) -> dict[str, dict[str, Any]]:
+    """The shard's requests by custom_id; a follow-up round holds a subset of its first round's."""
     table = read_table(ObjectStoragePath(spec.index_path))
-    if spec.attempt > 1:  # a follow-up round holds a subset of the first round's requests
+    table = table.filter(pc.equal(table["shard"], spec.shard))
+    rows = {row["custom_id"]: row for row in table.to_pylist()}
+    if spec.attempt > 1:
         wanted = set(_custom_ids(spec))
-        return {row["custom_id"]: row for row in table.to_pylist() if row["custom_id"] in wanted}
-    return {row["custom_id"]: row for row in table.to_pylist()}
+        rows = {custom_id: row for custom_id, row in rows.items() if custom_id in wanted}
+    return rows
 
 
 def _custom_ids(spec: ShardSpec) -> Iterator[str]:

@@ -149,7 +149,7 @@ def build_run(
         path = shards_dir / f"{digest[:40]}.jsonl"
         if not path.exists():
             write_bytes(path, content)
-        index_parts.append(_index_table(shard.lines))
+        index_parts.append(_index_table(shard.lines, shard.index))
         estimated_tokens += shard.estimated_tokens
         specs.append(
             {
@@ -169,7 +169,7 @@ def build_run(
     run_digest = content_digest("\n".join([job.fingerprint(), *(s["digest"] for s in specs)]).encode())
     directory = run_dir(root, job.name, window.label, run_digest)
     index_path = directory / "index.parquet"
-    write_table(index_path, pa.concat_tables(index_parts) if index_parts else _index_table([]))
+    write_table(index_path, pa.concat_tables(index_parts) if index_parts else _index_table([], 0))
     rejections_path = directory / "rejections.parquet"
     write_table(rejections_path, rejections_table(job, rejections))
     specs = [ShardSpec(index_path=str(index_path), **spec).to_dict() for spec in specs]
@@ -215,9 +215,10 @@ def _check_lines_like_the_server(job: BatchJob, lines: Sequence[RequestLine]) ->
         )
 
 
-def _index_table(lines: Sequence[RequestLine]) -> pa.Table:
+def _index_table(lines: Sequence[RequestLine], shard: int) -> pa.Table:
     return pa.table(
         {
+            "shard": pa.array([shard] * len(lines), pa.int32()),
             "custom_id": pa.array([line.custom_id for line in lines], pa.string()),
             "key": pa.array([line.key for line in lines], pa.string()),
             "row_date": pa.array([line.row_date for line in lines], pa.date32()),

@@ -161,3 +161,14 @@ def test_a_failed_batch_is_a_clear_error_naming_the_line(client, tmp_path, rows)
     summary = run_batch(client, spec, job.endpoint)
     with pytest.raises(BatchFailedError, match=r"line 6: invalid_json_line"):
         collect_shard(client, job, spec, summary, submission_key="k")
+
+
+def test_each_shard_collects_only_its_own_requests(client, tmp_path, rows):
+    from llm_batch.job import ShardLimits
+
+    job = sentiment_job(storage_url=tmp_path.as_uri(), shard_limits=ShardLimits(max_requests=20))
+    specs = [ShardSpec.from_dict(s) for s in build_run(job, WINDOW, rows, set())["shards"]]
+    assert len(specs) >= 2
+    for spec in specs:
+        outcome = collect_shard(client, job, spec, run_batch(client, spec, job.endpoint), submission_key="k")
+        assert outcome["results"] == spec.requests and outcome["retry_spec"] is None

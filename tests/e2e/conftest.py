@@ -1,0 +1,158 @@
+"""Real running Airflow stacks for the end-to-end tests (scheduler, triggerer, dag-processor,
+api-server, and Celery workers for the scale-out shape), driven through the REST API."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from include.airflow_api import AirflowAPI
+from include.stack import ADMIN, Stack, StackSettings, ensure_postgres_database
+from local_batch_api.subprocess_server import free_port
+
+E2E = Path(__file__).resolve().parent
+PROJECT = E2E.parents[1]
+DAG_ID = "review_sentiment"
+TODAY = dt.date.today()
+
+
+def e2e_settings(root: Path, **overrides) -> StackSettings:
+    marker = root / "crash-after-create.marker"
+    root.mkdir(parents=True, exist_ok=True)
+    marker.write_text("disarmed\n")  # tests arm the crash by removing it
+    extra_env = {
+        "AIRFLOW__CORE__DAGS_FOLDER": str(E2E / "dags"),
+        "PYTHONPATH": ":".join([str(E2E / "chaos"), str(PROJECT), str(PROJECT / "plugins")]),
+        "LLM_BATCH_CHAOS_CRASH_AFTER_CREATE": str(marker),
+        "LLM_BATCH_RETRY_DELAY_SECONDS": "2",
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
+    }
+    fields = {
+        "root": root,
+        "api_port": free_port(),
+        "batch_api_port": free_port(),
+        "batch_api_flags": (
+            "--validating-seconds",
+            "1",
+            "--finalizing-seconds",
+            "0.5",
+            "--request-seconds",
+            "0.01",
+        ),
+        "poll_interval_seconds": 1.0,
+        "extra_env": extra_env,
+    }
+    return StackSettings(**{**fields, **overrides})
+
+
+class RunningStack:
+    """A started stack with the handles the tests need."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.api = AirflowAPI(stack.api_url, *ADMIN)
+        self.marker = Path(stack.settings.extra_env["LLM_BATCH_CHAOS_CRASH_AFTER_CREATE"])
+
+    @property
+    def batch_client(self):
+        from openai import OpenAI
+
+        return OpenAI(
+            base_url=self.stack.batch_api_url, api_key=self.stack.secrets["openai_api_key"], max_retries=5
+        )
+
+    def set_faults(self, **faults) -> None:
+        import httpx
+
+        response = httpx.put(
+            self.stack.batch_api_url.removesuffix("/v1") + "/_local/faults",
+            json=faults,
+            headers={"authorization": f"Bearer {self.stack.secrets['openai_api_key']}"},
+        )
+        response.raise_for_status()
+
+    def batches(self) -> list:
+        return list(self.batch_client.batches.list(limit=100))
+
+    def warehouse(self, sql: str, *params) -> list[tuple]:
+        dsn = self.stack.settings.warehouse_dsn
+        if dsn:
+            import psycopg
+
+            with psycopg.connect(dsn) as conn:
+                return conn.execute(sql.replace("?", "%s"), params).fetchall()
+        with duckdb.connect(str(self.stack.airflow.warehouse_db), read_only=True) as db:
+            return db.execute(sql, list(params)).fetchall()
+
+    def source(self, sql: str, *params) -> list[tuple]:
+        if self.stack.settings.warehouse_dsn:
+            return self.warehouse(sql, *params)
+        with duckdb.connect(str(self.stack.airflow.source_db), read_only=True) as db:
+            return db.execute(sql, list(params)).fetchall()
+
+    def expected_keys(self, day: dt.date) -> set[str]:
+        rows = self.source(
+            "SELECT DISTINCT review_id FROM reviews WHERE review_date = ? AND trim(coalesce(review_text, '')) <> ''",
+            day,
+        )
+        return {r[0] for r in rows}
+
+    def landed_keys(self, day: dt.date) -> list[str]:
+        return [
+            r[0] for r in self.warehouse("SELECT review_id FROM review_sentiment WHERE review_date = ?", day)
+        ]
+
+    def run_day(self, day: dt.date, run_id: str, conf: dict | None = None, timeout: float = 600) -> dict:
+        """Trigger the run for one day (dated the day after, as the schedule dates it) and wait."""
+        self.api.trigger(DAG_ID, f"{day + dt.timedelta(days=1)}T00:00:00Z", conf, run_id=run_id)
+        return self.api.wait_for_run(DAG_ID, run_id, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def local_stack(tmp_path_factory) -> Iterator[RunningStack]:
+    stack = Stack(e2e_settings(tmp_path_factory.mktemp("local-stack")))
+    try:
+        stack.up()
+        running = RunningStack(stack)
+        running.api.unpause(DAG_ID)
+        yield running
+    finally:
+        stack.down()
+
+
+@pytest.fixture(scope="module")
+def celery_stack(tmp_path_factory) -> Iterator[RunningStack]:
+    suffix = free_port()
+    metadata = f"postgresql://postgres@127.0.0.1:5432/e2e_airflow_{suffix}"
+    warehouse = f"postgresql://postgres@127.0.0.1:5432/e2e_warehouse_{suffix}"
+    for dsn in (metadata, warehouse):
+        ensure_postgres_database(dsn)
+    settings = e2e_settings(
+        tmp_path_factory.mktemp("celery-stack"),
+        executor="CeleryExecutor",
+        postgres_dsn=metadata,
+        warehouse_dsn=warehouse,
+        redis_url="redis://127.0.0.1:6379/7",
+        workers=2,
+    )
+    stack = Stack(settings)
+    try:
+        stack.up()
+        running = RunningStack(stack)
+        running.api.unpause(DAG_ID)
+        yield running
+    finally:
+        stack.down()
+        _drop_databases(metadata, warehouse)
+
+
+def _drop_databases(*dsns: str) -> None:
+    import psycopg
+
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+        for dsn in dsns:
+            conn.execute(f'DROP DATABASE IF EXISTS "{dsn.rsplit("/", 1)[1]}" WITH (FORCE)')

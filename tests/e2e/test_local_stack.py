@@ -1,0 +1,243 @@
+"""The invariants under faults, in a real running Airflow: LocalExecutor, SQLite, DuckDB.
+
+One stack for the module; each test works on its own dates, so their rows never mix. Figures
+(runs, batches, rows, seconds) are printed for the closing notes (`pytest -s`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+
+import pytest
+
+from tests.e2e.conftest import DAG_ID, TODAY
+
+pytestmark = pytest.mark.slow
+
+
+def days_ago(n: int) -> dt.date:
+    return TODAY - dt.timedelta(days=n)
+
+
+def assert_one_row_per_review(stack, day: dt.date) -> int:
+    keys = stack.landed_keys(day)
+    assert len(keys) == len(set(keys)), f"{day}: a review landed twice"
+    assert set(keys) == stack.expected_keys(day), f"{day}: rows missing or extra"
+    return len(keys)
+
+
+def test_a_scheduled_run_lands_yesterday(local_stack):
+    started = time.monotonic()
+    deadline = started + 300
+    while time.monotonic() < deadline:
+        runs = local_stack.api.json(local_stack.api.get(f"/dags/{DAG_ID}/dagRuns", run_type="scheduled"))[
+            "dag_runs"
+        ]
+        if runs and runs[0]["state"] in ("success", "failed"):
+            break
+        time.sleep(2)
+    (run,) = runs
+    assert run["state"] == "success"
+    assert run["data_interval_start"].startswith(days_ago(1).isoformat())
+    rows = assert_one_row_per_review(local_stack, days_ago(1))
+    print(f"\nscheduled run: {rows} rows landed in {time.monotonic() - started:.0f} s")
+
+
+def test_a_backfill_of_7_dates_lands_each_review_once_and_a_reprocess_pays_nothing(local_stack):
+    first, last = days_ago(11), days_ago(5)
+    started = time.monotonic()
+    backfill = local_stack.api.json(
+        local_stack.api.post(
+            "/backfills",
+            {
+                "dag_id": DAG_ID,
+                "from_date": f"{first}T00:00:00Z",
+                "to_date": f"{last}T00:00:00Z",
+                "max_active_runs": 4,
+                "reprocess_behavior": "none",
+            },
+        )
+    )
+    runs = wait_for_backfill(local_stack, backfill["id"], expected=7)
+    seconds = time.monotonic() - started
+    assert [r["state"] for r in runs] == ["success"] * 7
+    assert sorted(r["data_interval_start"][:10] for r in runs) == [
+        (first + dt.timedelta(days=i)).isoformat() for i in range(7)
+    ]
+    assert max_overlap(runs) >= 2, "the backfill ran its dates one at a time"
+    rows = sum(assert_one_row_per_review(local_stack, first + dt.timedelta(days=i)) for i in range(7))
+    snapshot = table_snapshot(local_stack, first, last)
+    batches = len(local_stack.batches())
+
+    again = local_stack.api.json(
+        local_stack.api.post(
+            "/backfills",
+            {
+                "dag_id": DAG_ID,
+                "from_date": f"{first}T00:00:00Z",
+                "to_date": f"{last}T00:00:00Z",
+                "max_active_runs": 4,
+                "reprocess_behavior": "completed",
+            },
+        )
+    )
+    rerun = wait_for_backfill(local_stack, again["id"], expected=7)
+    assert [r["state"] for r in rerun] == ["success"] * 7
+    assert table_snapshot(local_stack, first, last) == snapshot
+    assert len(local_stack.batches()) == batches
+    print(f"\nbackfill: 7 runs, {rows} rows, {batches} batches in {seconds:.0f} s; reprocess: 0 new batches")
+
+
+def wait_for_backfill(stack, backfill_id: int, expected: int, timeout: float = 900) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = stack.api.json(stack.api.get(f"/dags/{DAG_ID}/dagRuns", run_type="backfill", limit=100))[
+            "dag_runs"
+        ]
+        mine = [r for r in runs if r.get("backfill_id") == backfill_id]
+        if len(mine) == expected and all(r["state"] in ("success", "failed") for r in mine):
+            return sorted(mine, key=lambda r: r["data_interval_start"])
+        time.sleep(3)
+    raise TimeoutError(f"backfill {backfill_id} did not finish")
+
+
+def max_overlap(runs: list[dict]) -> int:
+    spans = [(r["start_date"], r["end_date"]) for r in runs if r["start_date"] and r["end_date"]]
+    return max(sum(1 for s, e in spans if s <= start < e) for start, _ in spans)
+
+
+def table_snapshot(stack, first: dt.date, last: dt.date) -> list[tuple]:
+    return stack.warehouse(
+        "SELECT * FROM review_sentiment WHERE review_date BETWEEN ? AND ? ORDER BY review_id", first, last
+    )
+
+
+def test_killing_the_triggerer_while_waits_are_deferred_does_not_lose_runs(local_stack):
+    local_stack.set_faults(stall_finalizing_seconds=8)
+    days = [days_ago(14), days_ago(13)]
+    run_ids = [f"triggerer-kill-{day}" for day in days]
+    for day, run_id in zip(days, run_ids, strict=True):
+        local_stack.api.trigger(DAG_ID, f"{day + dt.timedelta(days=1)}T00:00:00Z", run_id=run_id)
+    wait_until(lambda: any(deferred_waits(local_stack, r) for r in run_ids), "a deferred wait")
+    local_stack.stack.kill_process("triggerer")
+    time.sleep(5)
+    local_stack.set_faults()
+    local_stack.stack.start_airflow_component("triggerer")
+    runs = [local_stack.api.wait_for_run(DAG_ID, run_id) for run_id in run_ids]
+    assert [r["state"] for r in runs] == ["success", "success"]
+    for day in days:
+        assert_one_row_per_review(local_stack, day)
+
+
+def deferred_waits(stack, run_id: str) -> list[dict]:
+    return [
+        ti
+        for ti in stack.api.task_instances(DAG_ID, run_id)
+        if ti["task_id"].endswith(".wait") and ti["state"] == "deferred"
+    ]
+
+
+def wait_until(condition, what: str, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no {what} after {timeout:.0f} s")
+        time.sleep(0.5)
+
+
+def test_a_worker_dying_between_create_and_record_re_attaches(local_stack):
+    day = days_ago(16)
+    local_stack.marker.unlink()  # arm: the next process to create a batch dies before recording it
+    run = local_stack.run_day(day, f"crash-after-create-{day}")
+    assert run["state"] == "success"
+    crashed_key, crashed_batch = local_stack.marker.read_text().split()
+    mine = [b for b in local_stack.batches() if (b.metadata or {}).get("interval") == day.isoformat()]
+    keys = [b.metadata["llm_batch_key"] for b in mine]
+    assert len(keys) == len(set(keys)), "a shard was paid for twice"
+    assert crashed_batch in {b.id for b in mine}
+    submits = [
+        ti
+        for ti in local_stack.api.task_instances(DAG_ID, f"crash-after-create-{day}")
+        if ti["task_id"] == "round_1.submit"
+    ]
+    assert max(ti["try_number"] for ti in submits) >= 2  # the killed try was retried
+    assert_one_row_per_review(local_stack, day)
+    print(f"\nworker crash: shard key {crashed_key[:12]} re-attached to {crashed_batch}; {len(mine)} batches")
+
+
+def test_clearing_a_deferred_wait_cancels_its_batch(local_stack):
+    day = days_ago(18)
+    run_id = f"clear-wait-{day}"
+    local_stack.set_faults(stall_finalizing_seconds=60)
+    local_stack.api.trigger(DAG_ID, f"{day + dt.timedelta(days=1)}T00:00:00Z", run_id=run_id)
+    wait_until(lambda: deferred_waits(local_stack, run_id), "deferred wait")
+    waited = {ti["map_index"] for ti in deferred_waits(local_stack, run_id)}
+    cleared = local_stack.api.post(
+        f"/dags/{DAG_ID}/clearTaskInstances",
+        {"dry_run": False, "dag_run_id": run_id, "task_ids": ["round_1.wait"], "only_failed": False},
+    )
+    local_stack.api.json(cleared)
+    mine = lambda: [b for b in local_stack.batches() if (b.metadata or {}).get("interval") == day.isoformat()]  # noqa: E731
+    wait_until(lambda: any(b.status in ("cancelling", "cancelled") for b in mine()), "cancelled batch", 120)
+    local_stack.set_faults()
+    run = local_stack.api.wait_for_run(DAG_ID, run_id)
+    cancelled = [b for b in mine() if b.status == "cancelled"]
+    assert cancelled and len(cancelled) <= len(waited) + 1
+    assert run["state"] == "success"  # the re-run wait sees the cancellation; what finished lands
+    assert_one_row_per_review(local_stack, day)
+    print(
+        f"\ncleared wait: {len(cancelled)} batch(es) cancelled on the server; the run still landed every row"
+    )
+
+
+def test_transient_429_and_500_on_polls_do_not_fail_runs(local_stack):
+    days = [days_ago(20), days_ago(21)]
+    local_stack.set_faults(api_error_share=0.3, api_error_status=429, retry_after_seconds=0.2, seed=4)
+    first = local_stack.run_day(days[0], f"transient-429-{days[0]}")
+    local_stack.set_faults(api_error_share=0.3, api_error_status=500, retry_after_seconds=0.2, seed=5)
+    second = local_stack.run_day(days[1], f"transient-500-{days[1]}")
+    local_stack.set_faults()
+    assert (first["state"], second["state"]) == ("success", "success")
+    for day in days:
+        assert_one_row_per_review(local_stack, day)
+
+
+def test_an_expired_batch_lands_its_finished_part_and_the_rest_is_resubmitted(local_stack):
+    day = days_ago(23)
+    local_stack.set_faults(expire_after_share=0.5, limit_batches=1)
+    run = local_stack.run_day(day, f"expiry-{day}")
+    local_stack.set_faults()
+    assert run["state"] == "success"
+    ledger = local_stack.warehouse(
+        "SELECT shard, attempt, status, completed FROM llm_batch_ledger WHERE interval_label = ? ORDER BY 1, 2",
+        day.isoformat(),
+    )
+    expired = [row for row in ledger if row[2] == "expired"]
+    assert len(expired) == 1 and expired[0][3] > 0
+    shard = expired[0][0]
+    assert (shard, 2, "completed") in [(r[0], r[1], r[2]) for r in ledger]
+    batch_ids = {
+        r[0]
+        for r in local_stack.warehouse("SELECT batch_id FROM review_sentiment WHERE review_date = ?", day)
+    }
+    assert len(batch_ids) == len({r[0] for r in ledger}) + 1  # the expired batch's finished rows landed too
+    assert_one_row_per_review(local_stack, day)
+
+
+def test_the_api_key_is_in_no_log_xcom_file_or_ledger_row(local_stack):
+    key = local_stack.stack.secrets["openai_api_key"].encode()
+    allowed = {"secrets.json"}
+    leaks = [
+        str(path)
+        for path in local_stack.stack.root.rglob("*")
+        if path.is_file() and path.name not in allowed and key in path.read_bytes()
+    ]
+    assert leaks == []
+    ledger = local_stack.warehouse("SELECT * FROM llm_batch_ledger")
+    assert ledger and key.decode() not in json.dumps(ledger, default=str)
+    runs = local_stack.api.json(local_stack.api.get(f"/dags/{DAG_ID}/dagRuns", limit=100))["dag_runs"]
+    for run in runs[:5]:
+        xcoms = local_stack.api.get(f"/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}/taskInstances/~/xcomEntries")
+        assert key.decode() not in xcoms.text
