@@ -101,6 +101,9 @@ class RunningStack:
         )
         return {r[0] for r in rows}
 
+    def all_keys(self, day: dt.date) -> set[str]:
+        return {r[0] for r in self.source("SELECT DISTINCT review_id FROM reviews WHERE review_date = ?", day)}
+
     def landed_keys(self, day: dt.date) -> list[str]:
         return [
             r[0] for r in self.warehouse("SELECT review_id FROM review_sentiment WHERE review_date = ?", day)

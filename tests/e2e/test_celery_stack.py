@@ -11,7 +11,7 @@ import pytest
 from tests.e2e.conftest import DAG_ID, TODAY
 from tests.e2e.test_local_stack import assert_one_row_per_review, max_overlap, wait_for_backfill
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
 def days_ago(n: int) -> dt.date:

@@ -14,17 +14,29 @@ import pytest
 
 from tests.e2e.conftest import DAG_ID, TODAY
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
 def days_ago(n: int) -> dt.date:
     return TODAY - dt.timedelta(days=n)
 
 
+INPUT_REJECTIONS = {"null_input", "empty_input", "input_too_long"}
+
+
 def assert_one_row_per_review(stack, day: dt.date) -> int:
+    """Every review of the day is one result row or one failure row with its reason, never both."""
     keys = stack.landed_keys(day)
     assert len(keys) == len(set(keys)), f"{day}: a review landed twice"
-    assert set(keys) == stack.expected_keys(day), f"{day}: rows missing or extra"
+    failures = dict(
+        stack.warehouse(
+            "SELECT key, reason FROM llm_batch_failures WHERE job = 'review_sentiment' AND row_date = ?", day
+        )
+    )
+    assert set(keys).isdisjoint(failures), f"{day}: a review is both a result and a failure"
+    assert set(failures.values()) <= INPUT_REJECTIONS, f"{day}: unexpected failures {failures}"
+    assert set(keys) | set(failures) == stack.all_keys(day), f"{day}: rows missing or extra"
+    assert set(keys) >= stack.expected_keys(day) - set(failures)
     return len(keys)
 
 
