@@ -10,7 +10,7 @@ from local_batch_api.engines import SUPPORTED_ENDPOINTS
 from local_batch_api.errors import APIError, invalid_request, not_found
 from local_batch_api.faults import Faults
 from local_batch_api.ids import new_batch_id
-from local_batch_api.request_parsing import json_object, limit_param
+from local_batch_api.request_parsing import json_object, limit_param, list_page
 from local_batch_api.store import batch_to_api, now
 
 router = APIRouter(prefix="/v1/batches")
@@ -71,14 +71,7 @@ async def list_batches(
     batches, has_more = request.app.state.server.store.list_batches(
         after=after, limit=limit_param(limit, default=20, maximum=100)
     )
-    data = [batch_to_api(b) for b in batches]
-    return {
-        "object": "list",
-        "data": data,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-        "has_more": has_more,
-    }
+    return list_page([batch_to_api(b) for b in batches], has_more)
 
 
 @router.get("/{batch_id}")

@@ -13,7 +13,7 @@ from starlette.formparsers import MultiPartException
 
 from local_batch_api.errors import APIError, invalid_request, not_found
 from local_batch_api.ids import new_file_id
-from local_batch_api.request_parsing import limit_param
+from local_batch_api.request_parsing import limit_param, list_page
 from local_batch_api.store import FileRecord, Store, now
 
 router = APIRouter(prefix="/v1/files")
@@ -98,14 +98,7 @@ async def list_files(
         limit=limit_param(limit, default=10_000, maximum=10_000),
         ascending=order == "asc",
     )
-    data = [f.to_api() for f in files]
-    return {
-        "object": "list",
-        "data": data,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-        "has_more": has_more,
-    }
+    return list_page([f.to_api() for f in files], has_more)
 
 
 @router.get("/{file_id}")

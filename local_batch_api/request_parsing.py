@@ -35,3 +35,14 @@ def limit_param(value: str | None, *, default: int, maximum: int) -> int:
     if not 1 <= limit <= maximum:
         raise invalid_request(f"Invalid 'limit': must be between 1 and {maximum}.", param="limit")
     return limit
+
+
+def list_page(data: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
+    """A page of a list endpoint, with the cursor ids the SDK's paginator follows."""
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "has_more": has_more,
+    }

@@ -102,7 +102,9 @@ class RunningStack:
         return {r[0] for r in rows}
 
     def all_keys(self, day: dt.date) -> set[str]:
-        return {r[0] for r in self.source("SELECT DISTINCT review_id FROM reviews WHERE review_date = ?", day)}
+        return {
+            r[0] for r in self.source("SELECT DISTINCT review_id FROM reviews WHERE review_date = ?", day)
+        }
 
     def landed_keys(self, day: dt.date) -> list[str]:
         return [
@@ -115,16 +117,20 @@ class RunningStack:
         return self.api.wait_for_run(DAG_ID, run_id, timeout=timeout)
 
 
-@pytest.fixture(scope="module")
-def local_stack(tmp_path_factory) -> Iterator[RunningStack]:
-    stack = Stack(e2e_settings(tmp_path_factory.mktemp("local-stack")))
+def running(stack: Stack) -> Iterator[RunningStack]:
+    """Start the stack, unpause the DAG, and stop every process afterwards whatever happened."""
     try:
         stack.up()
-        running = RunningStack(stack)
-        running.api.unpause(DAG_ID)
-        yield running
+        started = RunningStack(stack)
+        started.api.unpause(DAG_ID)
+        yield started
     finally:
         stack.down()
+
+
+@pytest.fixture(scope="module")
+def local_stack(tmp_path_factory) -> Iterator[RunningStack]:
+    yield from running(Stack(e2e_settings(tmp_path_factory.mktemp("local-stack"))))
 
 
 @pytest.fixture(scope="module")
@@ -142,14 +148,9 @@ def celery_stack(tmp_path_factory) -> Iterator[RunningStack]:
         redis_url="redis://127.0.0.1:6379/7",
         workers=2,
     )
-    stack = Stack(settings)
     try:
-        stack.up()
-        running = RunningStack(stack)
-        running.api.unpause(DAG_ID)
-        yield running
+        yield from running(Stack(settings))
     finally:
-        stack.down()
         _drop_databases(metadata, warehouse)
 
 

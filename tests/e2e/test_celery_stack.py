@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.e2e.conftest import DAG_ID, TODAY
-from tests.e2e.test_local_stack import assert_one_row_per_review, max_overlap, wait_for_backfill
+from tests.e2e.test_local_stack import assert_one_row_per_review, backfill, max_overlap
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -46,18 +46,7 @@ def celery_worker_names(stack) -> set[str]:
 def test_a_backfill_on_celery_and_postgres_lands_each_review_once(celery_stack):
     first, last = days_ago(9), days_ago(3)
     started = time.monotonic()
-    backfill = celery_stack.api.json(
-        celery_stack.api.post(
-            "/backfills",
-            {
-                "dag_id": DAG_ID,
-                "from_date": f"{first}T00:00:00Z",
-                "to_date": f"{last}T00:00:00Z",
-                "max_active_runs": 4,
-            },
-        )
-    )
-    runs = wait_for_backfill(celery_stack, backfill["id"], expected=7)
+    runs = backfill(celery_stack, first, last)
     assert [r["state"] for r in runs] == ["success"] * 7
     assert max_overlap(runs) >= 2
     rows = sum(assert_one_row_per_review(celery_stack, first + dt.timedelta(days=i)) for i in range(7))

@@ -60,19 +60,7 @@ def test_a_scheduled_run_lands_yesterday(local_stack):
 def test_a_backfill_of_7_dates_lands_each_review_once_and_a_reprocess_pays_nothing(local_stack):
     first, last = days_ago(11), days_ago(5)
     started = time.monotonic()
-    backfill = local_stack.api.json(
-        local_stack.api.post(
-            "/backfills",
-            {
-                "dag_id": DAG_ID,
-                "from_date": f"{first}T00:00:00Z",
-                "to_date": f"{last}T00:00:00Z",
-                "max_active_runs": 4,
-                "reprocess_behavior": "none",
-            },
-        )
-    )
-    runs = wait_for_backfill(local_stack, backfill["id"], expected=7)
+    runs = backfill(local_stack, first, last, reprocess="none")
     seconds = time.monotonic() - started
     assert [r["state"] for r in runs] == ["success"] * 7
     assert sorted(r["data_interval_start"][:10] for r in runs) == [
@@ -83,36 +71,42 @@ def test_a_backfill_of_7_dates_lands_each_review_once_and_a_reprocess_pays_nothi
     snapshot = table_snapshot(local_stack, first, last)
     batches = len(local_stack.batches())
 
-    again = local_stack.api.json(
-        local_stack.api.post(
-            "/backfills",
-            {
-                "dag_id": DAG_ID,
-                "from_date": f"{first}T00:00:00Z",
-                "to_date": f"{last}T00:00:00Z",
-                "max_active_runs": 4,
-                "reprocess_behavior": "completed",
-            },
-        )
-    )
-    rerun = wait_for_backfill(local_stack, again["id"], expected=7)
+    rerun = backfill(local_stack, first, last, reprocess="completed")
     assert [r["state"] for r in rerun] == ["success"] * 7
     assert table_snapshot(local_stack, first, last) == snapshot
     assert len(local_stack.batches()) == batches
     print(f"\nbackfill: 7 runs, {rows} rows, {batches} batches in {seconds:.0f} s; reprocess: 0 new batches")
 
 
-def wait_for_backfill(stack, backfill_id: int, expected: int, timeout: float = 900) -> list[dict]:
+def backfill(stack, first: dt.date, last: dt.date, *, reprocess: str = "none") -> list[dict]:
+    """Backfill the runs for days ``first`` to ``last`` (data intervals), four at a time."""
+    body = {
+        "dag_id": DAG_ID,
+        "from_date": f"{first}T00:00:00Z",
+        "to_date": f"{last}T00:00:00Z",
+        "max_active_runs": 4,
+        "reprocess_behavior": reprocess,
+    }
+    created = stack.api.json(stack.api.post("/backfills", body))
+    return wait_for_backfill(stack, created["id"], expected=(last - first).days + 1)
+
+
+def wait_for_backfill(stack, backfill_id: int, expected: int, timeout: float = 1200) -> list[dict]:
+    """Wait until the backfill is complete; its runs are the backfill runs of its date range."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        runs = stack.api.json(stack.api.get(f"/dags/{DAG_ID}/dagRuns", run_type="backfill", limit=100))[
-            "dag_runs"
-        ]
-        mine = [r for r in runs if r.get("backfill_id") == backfill_id]
-        if len(mine) == expected and all(r["state"] in ("success", "failed") for r in mine):
-            return sorted(mine, key=lambda r: r["data_interval_start"])
+    while True:
+        backfill = stack.api.json(stack.api.get(f"/backfills/{backfill_id}"))
+        if backfill["completed_at"]:
+            break
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"backfill {backfill_id} did not complete in {timeout:.0f} s")
         time.sleep(3)
-    raise TimeoutError(f"backfill {backfill_id} did not finish")
+    runs = stack.api.json(stack.api.get(f"/dags/{DAG_ID}/dagRuns", run_type="backfill", limit=100))[
+        "dag_runs"
+    ]
+    mine = [r for r in runs if backfill["from_date"] <= r["logical_date"] <= backfill["to_date"]]
+    assert len(mine) == expected, [r["dag_run_id"] for r in mine]
+    return sorted(mine, key=lambda r: r["data_interval_start"])
 
 
 def max_overlap(runs: list[dict]) -> int:
