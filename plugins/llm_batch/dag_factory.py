@@ -246,12 +246,15 @@ def _report_task(job: BatchJob, pool: dict[str, Any]):
 
         run_job = _job_for(job, context)
         with warehouse_for_conn_id(run_job.warehouse_conn_id) as warehouse:
-            return pipeline.report_run(
-                run_job,
-                summary,
-                [c for c in collected if c],
-                run_id=context["run_id"],
-                warehouse=None if summary["dry_run"] else warehouse,
-            )
+            try:
+                return pipeline.report_run(
+                    run_job,
+                    summary,
+                    [c for c in collected if c],
+                    run_id=context["run_id"],
+                    warehouse=None if summary["dry_run"] else warehouse,
+                )
+            except pipeline.FailureThresholdExceeded as exc:
+                raise AirflowFailException(str(exc)) from None  # a retry would count the same failures
 
     return report

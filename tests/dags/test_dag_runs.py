@@ -217,3 +217,18 @@ def test_a_batch_cancelled_mid_run_is_finished_by_the_next_round(stack, start_se
     assert {r[0] for r in landed(stack)} == stack.expected_rows()
     rounds = stack.query("SELECT attempt, status FROM llm_batch_ledger ORDER BY attempt")
     assert rounds[0] == (1, "cancelled") and rounds[-1][1] == "completed"
+
+
+def test_failures_over_the_threshold_fail_the_run_after_landing_what_succeeded(stack):
+    stack.server.set_faults(line_failure_share=0.3, line_failure_status=400, seed=2)
+    result = stack.run()
+    assert result.returncode != 0
+    assert "over the threshold of 5.0%" in result.stdout + result.stderr
+    failed = dict(
+        stack.query("SELECT reason, count(*) FROM llm_batch_failures WHERE stage = 'request' GROUP BY 1")
+    )
+    assert sum(failed.values()) > 0
+    answered = {r[0] for r in landed(stack)}
+    assert answered and answered | {r[0] for r in stack.query("SELECT key FROM llm_batch_failures")} >= (
+        stack.expected_rows()
+    )

@@ -87,7 +87,12 @@ def backfill(stack, first: dt.date, last: dt.date, *, reprocess: str = "none") -
         "max_active_runs": 4,
         "reprocess_behavior": reprocess,
     }
-    created = stack.api.json(stack.api.post("/backfills", body))
+    for _ in range(20):  # on SQLite, creation answers 503 while the scheduler holds the database
+        response = stack.api.post("/backfills", body)
+        if response.status_code != 503:
+            break
+        time.sleep(3)
+    created = stack.api.json(response)
     return wait_for_backfill(stack, created["id"], expected=(last - first).days + 1)
 
 
