@@ -8,6 +8,7 @@ server error or never run) that goes into the next round while rounds remain.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections import Counter
 from collections.abc import Iterator
@@ -97,7 +98,7 @@ def collect_shard(
     stem = f"shard-{spec.shard:03d}-round-{spec.attempt}"
     results_path = base / f"{stem}.results.parquet"
     failures_path = base / f"{stem}.failures.parquet"
-    write_table(results_path, results_table(job, collected.results))
+    write_table(results_path, results_table(job, collected.results, answered_at=_finished_at(summary)))
     write_table(failures_path, failures_table(collected.failures))
     model = summary.get("model") or job.model
     cost = cost_of(model, collected.input_tokens, collected.output_tokens)
@@ -313,9 +314,19 @@ def answer_schema(job: BatchJob) -> pa.Schema:
     return pa.schema(columns)
 
 
-def results_table(job: BatchJob, rows: list[dict[str, Any]]) -> pa.Table:
+def _finished_at(summary: dict[str, Any]) -> dt.datetime:
+    """When the batch ended, by the service's clock: collecting the same batch again gives the same rows."""
+    for name in ("completed_at", "expired_at", "cancelled_at", "finalizing_at"):
+        if summary.get(name):
+            return dt.datetime.fromtimestamp(summary[name], dt.UTC).replace(tzinfo=None)
+    return utcnow()
+
+
+def results_table(
+    job: BatchJob, rows: list[dict[str, Any]], *, answered_at: dt.datetime | None = None
+) -> pa.Table:
     schema = pa.schema([*answer_schema(job), *RESULT_PROVENANCE, ("answered_at", pa.timestamp("us"))])
-    now = utcnow()
+    now = answered_at or utcnow()
     # Answer fields typed as text may hold nested values (lists, objects): they land as JSON text.
     text_fields = [f.name for f in answer_schema(job) if f.type == pa.string()]
     for row in rows:
