@@ -105,7 +105,11 @@ class BatchSensor(BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger fired: return the summary, or fail with the trigger's message."""
-        if not event or event.get("status") not in ("terminal", "error"):
+        if event is None:
+            # Resumed without an event, e.g. cleared before a triggerer ran its trigger: look again.
+            self.log.info("Resumed without a trigger event; checking the batch again")
+            return self.execute(context)
+        if event.get("status") not in ("terminal", "error"):
             raise AirflowException(f"Unexpected trigger event: {event!r}")
         if event["status"] == "error":
             raise AirflowException(event["message"])

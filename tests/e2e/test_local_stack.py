@@ -150,6 +150,10 @@ def deferred_waits(stack, run_id: str) -> list[dict]:
     ]
 
 
+def running_triggers(stack, run_id: str) -> list[dict]:
+    return [ti for ti in deferred_waits(stack, run_id) if ti.get("triggerer_job")]
+
+
 def wait_until(condition, what: str, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -183,8 +187,9 @@ def test_clearing_a_deferred_wait_cancels_its_batch(local_stack):
     run_id = f"clear-wait-{day}"
     local_stack.set_faults(stall_finalizing_seconds=60)
     local_stack.api.trigger(DAG_ID, f"{day + dt.timedelta(days=1)}T00:00:00Z", run_id=run_id)
-    wait_until(lambda: deferred_waits(local_stack, run_id), "deferred wait")
-    waited = {ti["map_index"] for ti in deferred_waits(local_stack, run_id)}
+    # Clear only once a triggerer runs the triggers: on_kill is the triggerer's to call.
+    wait_until(lambda: running_triggers(local_stack, run_id), "trigger running in the triggerer")
+    waited = {ti["map_index"] for ti in running_triggers(local_stack, run_id)}
     cleared = local_stack.api.post(
         f"/dags/{DAG_ID}/clearTaskInstances",
         {"dry_run": False, "dag_run_id": run_id, "task_ids": ["round_1.wait"], "only_failed": False},

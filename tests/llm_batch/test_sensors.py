@@ -102,13 +102,21 @@ def test_execute_complete_returns_the_summary_of_a_real_trigger_event(shared_ser
     ("event", "match"),
     [
         ({"status": "error", "batch_id": "batch_x", "message": "Batch batch_x: NotFoundError 404"}, "404"),
-        (None, "Unexpected trigger event"),
         ({"status": "success"}, "Unexpected trigger event"),
     ],
 )
 def test_execute_complete_raises_on_error_events(event, match):
     with pytest.raises(AirflowException, match=match):
         BatchSensor(task_id="wait", batch_id="batch_x").execute_complete({}, event)
+
+
+def test_resuming_without_an_event_checks_the_batch_again(shared_server, use_server):
+    """A wait cleared before a triggerer ran its trigger resumes with no event: it looks again."""
+    client = use_server(shared_server)
+    batch = create_batch(client, lines=2)
+    wait_for_batch(client, batch.id)
+    summary = BatchSensor(task_id="wait", batch_id=batch.id).execute_complete({}, None)
+    assert summary["id"] == batch.id and summary["status"] == "completed"
 
 
 def test_poke_mode_waits_on_the_worker(shared_server, use_server):
