@@ -29,67 +29,58 @@ def count_batches(server: ServerProcess) -> int:
 
 
 def summarize(stack: LocalAirflow, day: dt.date, new_batches: int, seconds: float) -> None:
+    """What landed for the day, what it cost, and a few rows a person can check by eye."""
     with duckdb.connect(str(stack.warehouse_db), read_only=True) as db:
-        landed = db.execute("SELECT count(*) FROM review_sentiment WHERE review_date = ?", [day]).fetchone()[
-            0
-        ]
-        labels = db.execute(
-            "SELECT label, count(*) FROM review_sentiment WHERE review_date = ? GROUP BY 1 ORDER BY 2 DESC",
-            [day],
-        ).fetchall()
-        failures = db.execute(
-            "SELECT reason, count(*) FROM llm_batch_failures WHERE job = 'review_sentiment' AND row_date = ? "
-            "GROUP BY 1 ORDER BY 2 DESC",
-            [day],
-        ).fetchall()
-        report = db.execute(
-            "SELECT requests, results, failures, batches, input_tokens, output_tokens, cost_usd, sync_cost_usd "
-            "FROM llm_batch_runs WHERE job = 'review_sentiment' AND \"window\" = ? ORDER BY reported_at DESC LIMIT 1",
-            [day.isoformat()],
-        ).fetchone()
-        totals = db.execute(
-            "SELECT sum(input_tokens), sum(output_tokens), sum(cost_usd), sum(sync_cost_usd) FROM llm_batch_ledger "
-            "WHERE job = 'review_sentiment' AND interval_label = ?",
-            [day.isoformat()],
-        ).fetchone()
-        samples: list[tuple] = []
-    with duckdb.connect(str(stack.source_db), read_only=True) as source:
-        rows = source.execute("SELECT count(*) FROM reviews WHERE review_date = ?", [day]).fetchone()[0]
-        texts = dict(
-            source.execute(
-                "SELECT review_id, review_text FROM reviews WHERE review_date = ? AND language = 'en' "
-                "AND length(review_text) BETWEEN 40 AND 160",
-                [day],
-            ).fetchall()
+        db.execute(f"ATTACH '{stack.source_db}' AS source (READ_ONLY)")
+
+        def rows(sql: str) -> list[tuple]:
+            params = {"day": day, "label": day.isoformat()}
+            return db.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql}).fetchall()
+
+        source_rows = rows("SELECT count(*) FROM source.reviews WHERE review_date = $day")[0][0]
+        labels = dict(
+            rows("SELECT label, count(*) FROM review_sentiment WHERE review_date = $day GROUP BY 1")
         )
-    with duckdb.connect(str(stack.warehouse_db), read_only=True) as db:
-        for label in ("positive", "neutral", "negative"):
-            samples += db.execute(
-                "SELECT review_id, label, confidence, reason FROM review_sentiment WHERE review_date = ? "
-                "AND label = ? ORDER BY review_id",
-                [day, label],
-            ).fetchall()[:40]
-    print()
-    print(f"== review_sentiment for {day} ({seconds:.0f} s) ==")
-    print(f"source rows: {rows}; rows landed: {landed}; by label: {dict(labels)}")
-    print(f"failures by reason: {dict(failures) or 'none'}")
+        failures = dict(
+            rows(
+                "SELECT reason, count(*) FROM llm_batch_failures "
+                "WHERE job = 'review_sentiment' AND row_date = $day GROUP BY 1 ORDER BY 2 DESC"
+            )
+        )
+        report = rows(
+            "SELECT requests, results, failures, batches FROM llm_batch_runs "
+            "WHERE job = 'review_sentiment' AND \"window\" = $label ORDER BY reported_at DESC LIMIT 1"
+        )
+        tokens_in, tokens_out, cost, sync_cost = rows(
+            "SELECT sum(input_tokens), sum(output_tokens), sum(cost_usd), sum(sync_cost_usd) "
+            "FROM llm_batch_ledger WHERE job = 'review_sentiment' AND interval_label = $label"
+        )[0]
+        samples = rows(
+            "SELECT label, confidence, reason, review_text FROM ("
+            "  SELECT s.label, s.confidence, s.reason, r.review_text,"
+            "         row_number() OVER (PARTITION BY s.label ORDER BY s.review_id) AS n"
+            "  FROM review_sentiment s JOIN source.reviews r USING (review_id)"
+            "  WHERE s.review_date = $day AND r.language = 'en' AND length(r.review_text) BETWEEN 40 AND 160"
+            ") WHERE n <= 2 ORDER BY label DESC"
+        )
+    print(f"\n== review_sentiment for {day} ({seconds:.0f} s) ==")
+    print(f"source rows: {source_rows}; rows landed: {sum(labels.values())}; by label: {labels}")
+    print(f"failures by reason: {failures or 'none'}")
     print(f"new batches created this run: {new_batches}")
     if report:
+        requests, results, failed, batches = report[0]
         print(
-            f"this run: {report[0]} requests submitted, {report[1]} results, {report[2]} failures, {report[3]} batches"
+            f"this run: {requests} requests submitted, {results} results, {failed} failures, {batches} batches"
         )
-    if totals and totals[0] is not None:
+    if tokens_in is not None:
         print(
-            f"tokens for the day: {totals[0]:,} in, {totals[1]:,} out; cost at batch prices ${totals[2]:.4f}, "
-            f"at synchronous prices ${totals[3]:.4f} (saved ${totals[3] - totals[2]:.4f})"
+            f"tokens for the day: {tokens_in:,} in, {tokens_out:,} out; cost at batch prices ${cost:.4f}, "
+            f"at synchronous prices ${sync_cost:.4f} (saved ${sync_cost - cost:.4f})"
         )
     print("\nsample rows (label, confidence, review):")
-    shown: dict[str, int] = {}
-    for review_id, label, confidence, reason in samples:
-        if review_id in texts and shown.get(label, 0) < 2:
-            shown[label] = shown.get(label, 0) + 1
-            print(f"  {label:<8} {confidence:.2f}  {texts[review_id][:100]!r}")
-            print(f"  {'':<8} {'':<4}  reason: {reason}")
+    for label, confidence, reason, text in samples:
+        print(f"  {label:<8} {confidence:.2f}  {text[:100]!r}")
+        print(f"  {'':<8} {'':<4}  reason: {reason}")
 
 
 def main(argv: list[str] | None = None) -> int:
