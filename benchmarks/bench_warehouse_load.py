@@ -34,6 +34,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg.conninfo import make_conninfo
 
+from tests.postgres import TEST_DSN
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
 
 from llm_batch.warehouse import Warehouse, duckdb_warehouse, postgres_warehouse
@@ -137,13 +139,7 @@ def bench_duckdb(day1: pa.Table, day2: pa.Table, baseline_rows: pa.Table, repeat
 @contextmanager
 def postgres_schema() -> Iterator[str]:
     """A DSN whose search_path is a fresh schema, dropped afterwards."""
-    dsn = make_conninfo(
-        "",
-        host=os.environ.get("PGHOST", "127.0.0.1"),
-        port=os.environ.get("PGPORT", "5432"),
-        user=os.environ.get("PGUSER", "postgres"),
-        dbname=os.environ.get("PGDATABASE", "test"),
-    )
+    dsn = TEST_DSN
     schema = f"bench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(dsn, autocommit=True) as admin:
         admin.execute(f'CREATE SCHEMA "{schema}"')

@@ -314,6 +314,11 @@ def answer_schema(job: BatchJob) -> pa.Schema:
     return pa.schema(columns)
 
 
+def results_schema(job: BatchJob) -> pa.Schema:
+    """The columns of a result row: the typed answer, then where it came from."""
+    return pa.schema([*answer_schema(job), *RESULT_PROVENANCE, ("answered_at", pa.timestamp("us"))])
+
+
 def _finished_at(summary: dict[str, Any]) -> dt.datetime:
     """When the batch ended, by the service's clock: collecting the same batch again gives the same rows."""
     for name in ("completed_at", "expired_at", "cancelled_at", "finalizing_at"):
@@ -325,7 +330,7 @@ def _finished_at(summary: dict[str, Any]) -> dt.datetime:
 def results_table(
     job: BatchJob, rows: list[dict[str, Any]], *, answered_at: dt.datetime | None = None
 ) -> pa.Table:
-    schema = pa.schema([*answer_schema(job), *RESULT_PROVENANCE, ("answered_at", pa.timestamp("us"))])
+    schema = results_schema(job)
     now = answered_at or utcnow()
     # Answer fields typed as text may hold nested values (lists, objects): they land as JSON text.
     text_fields = [f.name for f in answer_schema(job) if f.type == pa.string()]

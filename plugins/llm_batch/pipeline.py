@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import pyarrow as pa
 
-from llm_batch.collect import FAILURE_SCHEMA, answer_schema
+from llm_batch.collect import FAILURE_SCHEMA, results_schema
 from llm_batch.job import BatchJob
 from llm_batch.ledger import utcnow
 from llm_batch.pricing import cost_of
@@ -260,7 +260,7 @@ def load_run(
 ) -> dict[str, Any]:
     """Land the run's results and failures; repeating it leaves the tables as they are."""
     results = _concat(
-        [read_table(ObjectStoragePath(c["results_path"])) for c in collected], _results_schema(job)
+        [read_table(ObjectStoragePath(c["results_path"])) for c in collected], results_schema(job)
     )
     failures = _concat(
         [read_table(ObjectStoragePath(c["failures_path"])) for c in collected]
@@ -292,12 +292,6 @@ def load_run(
         cleared,
     )
     return {"results": target.num_rows, "failures": failures.num_rows, "replaced": landed.deleted}
-
-
-def _results_schema(job: BatchJob) -> pa.Schema:
-    from llm_batch.collect import RESULT_PROVENANCE
-
-    return pa.schema([*answer_schema(job), *RESULT_PROVENANCE, ("answered_at", pa.timestamp("us"))])
 
 
 def _to_target(job: BatchJob, results: pa.Table, logical_date: dt.date) -> pa.Table:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import duckdb
+import pyarrow.compute as pc
 import pytest
 
 from include.local_airflow import LocalAirflow
@@ -51,14 +52,8 @@ class Stack:
 
     def expected_rows(self, day: dt.date = DAY) -> set[str]:
         """Keys that can be answered: non-blank text, duplicates collapsed."""
-        rows = SOURCE.filter(pa_equal(SOURCE["review_date"], day)).to_pylist()
+        rows = SOURCE.filter(pc.equal(SOURCE["review_date"], day)).to_pylist()
         return {r["review_id"] for r in rows if r["review_text"] and r["review_text"].strip()}
-
-
-def pa_equal(column, value):
-    import pyarrow.compute as pc
-
-    return pc.equal(column, value)
 
 
 @pytest.fixture

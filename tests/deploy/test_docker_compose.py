@@ -28,9 +28,10 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 import yaml
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
 
 from local_batch_api.settings import build_parser
+from tests.postgres import TEST_DSN as PG_DSN
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yaml"
@@ -608,16 +609,6 @@ def test_the_init_script_writes_the_ui_password(services: dict[str, dict[str, An
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"
     ]
     assert os.path.dirname(apiserver_file) in mounts(services["airflow-apiserver"])
-
-
-PG_DSN = make_conninfo(
-    "",
-    host=os.environ.get("PGHOST", "127.0.0.1"),
-    port=os.environ.get("PGPORT", "5432"),
-    user=os.environ.get("PGUSER", "postgres"),
-    dbname=os.environ.get("PGDATABASE", "test"),
-    connect_timeout=5,
-)
 
 
 @pytest.mark.slow

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,15 +29,7 @@ from llm_batch.warehouse import (
     postgres_warehouse,
     warehouse_for_conn_id,
 )
-
-PG_DSN = make_conninfo(
-    "",
-    host=os.environ.get("PGHOST", "127.0.0.1"),
-    port=os.environ.get("PGPORT", "5432"),
-    user=os.environ.get("PGUSER", "postgres"),
-    dbname=os.environ.get("PGDATABASE", "test"),
-    connect_timeout=5,
-)
+from tests.postgres import TEST_DSN as PG_DSN
 
 
 @pytest.fixture
