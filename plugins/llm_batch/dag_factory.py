@@ -103,11 +103,15 @@ def _job_for(job: BatchJob, context: dict[str, Any]) -> BatchJob:
 
 
 def _window(context: dict[str, Any]):
-    from llm_batch.pipeline import RunWindow
+    """The run's window; bad dates fail the task at once, since no retry can fix them."""
+    from llm_batch.pipeline import InvalidRunWindow, RunWindow
 
-    return RunWindow.for_run(
-        context["data_interval_start"], context["data_interval_end"], context.get("params")
-    )
+    try:
+        return RunWindow.for_run(
+            context.get("data_interval_start"), context.get("data_interval_end"), context.get("params")
+        )
+    except InvalidRunWindow as exc:
+        raise AirflowFailException(str(exc)) from None
 
 
 def _build_task(job: BatchJob, pool: dict[str, Any]):
@@ -223,15 +227,17 @@ def _load_task(job: BatchJob, pool: dict[str, Any]):
 
         if summary["dry_run"]:
             raise AirflowSkipException("dry run: nothing to load")
-        run_job = _job_for(job, context)
+        run_job, window = _job_for(job, context), _window(context)
+        # A run without a logical date (a date range from the UI or REST) is dated by its window.
+        interval_start = context.get("data_interval_start")
         with warehouse_for_conn_id(run_job.warehouse_conn_id) as warehouse:
             return pipeline.load_run(
                 run_job,
-                _window(context),
+                window,
                 warehouse,
                 [c for c in collected if c],
                 summary["rejections_path"],
-                logical_date=context["data_interval_start"].date(),
+                logical_date=interval_start.date() if interval_start else window.start,
             )
 
     return load
