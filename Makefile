@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 DATA_DIR ?= .local/data
 
-.PHONY: venv lock lint test test-fast demo up up-celery down server bench clean
+.PHONY: venv lock lint test test-fast test-e2e-at demo up up-celery down server bench clean
 
 venv: $(VENV)/.installed
 
@@ -29,6 +29,12 @@ test: venv lint
 
 test-fast: venv
 	$(BIN)/python -m pytest -m "not slow"
+
+# The local-stack end-to-end tests with every process's clock at AT (UTC), e.g. `make test-e2e-at AT=23:58`.
+# Needs Debian's faketime package.
+AT ?= 23:58
+test-e2e-at: venv
+	$(BIN)/python tests/e2e/at_clock.py $(AT) -- $(BIN)/python -m pytest -p no:cacheprovider tests/e2e/test_local_stack.py
 
 demo: venv
 	$(BIN)/python -m include.demo --data-dir $(DATA_DIR)/demo

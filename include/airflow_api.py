@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 
 
 class AirflowAPI:
-    def __init__(self, base_url: str, username: str, password: str) -> None:
+    def __init__(
+        self, base_url: str, username: str, password: str, on_poll: Callable[[], None] | None = None
+    ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.on_poll = on_poll  # called at every poll of a wait; raise from it to stop waiting
         token = httpx.post(
             f"{self.base_url}/auth/token", json={"username": username, "password": password}, timeout=10
         )
@@ -41,8 +45,13 @@ class AirflowAPI:
         self.json(self.patch(f"/dags/{dag_id}", {"is_paused": False}))
 
     def trigger(
-        self, dag_id: str, logical_date: str, conf: dict[str, Any] | None = None, run_id: str | None = None
+        self,
+        dag_id: str,
+        logical_date: str | None,
+        conf: dict[str, Any] | None = None,
+        run_id: str | None = None,
     ) -> dict:
+        """Create a run. ``logical_date=None`` makes a run that no scheduled run can collide with."""
         body: dict[str, Any] = {"logical_date": logical_date, "conf": conf or {}}
         if run_id:
             body["dag_run_id"] = run_id
@@ -54,6 +63,8 @@ class AirflowAPI:
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 600) -> dict:
         deadline = time.monotonic() + timeout
         while True:
+            if self.on_poll:
+                self.on_poll()
             run = self.run(dag_id, run_id)
             if run["state"] in ("success", "failed"):
                 return run

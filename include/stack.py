@@ -5,8 +5,11 @@ the local Batch API server, and the connections the project's DAGs use. Embedded
 LocalExecutor on SQLite and DuckDB; ``--postgres`` puts the metadata database and the warehouse
 on PostgreSQL, ``--executor celery`` adds a Redis broker and workers.
 
-Every process runs in its own session, logs to ``<root>/logs/<name>.log`` and is listed in
-``<root>/stack.json``, so ``down`` (or a test) can stop it, or kill one to see what survives.
+Every process runs under ``include.supervise`` in its own session, logs to
+``<root>/logs/<name>.log`` and is listed in ``<root>/stack.json``, so ``down`` (or a test) can
+stop it, or kill one to see what survives. A process that exits unexpectedly is restarted, as
+``restart: always`` does in a compose file, and its exit is recorded in
+``<root>/logs/restarts.jsonl``.
 """
 
 from __future__ import annotations
@@ -45,6 +48,11 @@ class StackSettings:
     batch_api_flags: tuple[str, ...] = ("--validating-seconds", "2", "--finalizing-seconds", "1")
     poll_interval_seconds: float = 5.0
     extra_env: dict[str, str] = field(default_factory=dict)
+    owner_pid: int | None = None  # the stack stops by itself once this process is gone (tests)
+
+
+class StackProcessDied(RuntimeError):
+    """A process of the stack exited when nobody asked it to."""
 
 
 class Stack:
@@ -62,6 +70,7 @@ class Stack:
             )
             secrets_path.chmod(0o600)
         self.secrets = json.loads(secrets_path.read_text())
+        self.expected_exits: dict[str, int] = {}  # exits a caller caused on purpose (crash_process)
 
     # Environment ---------------------------------------------------------------------------
 
@@ -118,12 +127,28 @@ class Stack:
         state[name] = pid
         self.state_path.write_text(json.dumps(state, indent=2))
 
+    @property
+    def events_path(self) -> Path:
+        return self.root / "logs" / "restarts.jsonl"
+
     def start_process(self, name: str, command: list[str], env: dict[str, str] | None = None) -> int:
+        """Start ``command`` under a supervisor that restarts it; returns the supervisor's pid."""
         logs = self.root / "logs"
         logs.mkdir(exist_ok=True)
+        supervisor = [
+            sys.executable,
+            "-m",
+            "include.supervise",
+            "--name",
+            name,
+            "--events",
+            str(self.events_path),
+        ]
+        if self.settings.owner_pid is not None:
+            supervisor += ["--owner-pid", str(self.settings.owner_pid)]
         with (logs / f"{name}.log").open("ab") as log:
             process = subprocess.Popen(
-                command,
+                [*supervisor, "--", *command],
                 env={**self.airflow.env(), **(env or {})},
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -148,23 +173,81 @@ class Stack:
             return self.start_process(name, [*command, "--skip-serve-logs"])
         return self.start_process(name, commands[name])
 
-    def stop_process(self, name: str, sig: int = signal.SIGTERM, timeout: float = 20.0) -> None:
-        pid = self.processes().get(name)
-        if pid is None:
-            return
-        _signal_group(pid, sig)
+    def stop_process(self, *names: str, timeout: float = 25.0) -> None:
+        """Ask the supervisors to stop their processes, then kill whatever of each group is left."""
+        pids = {name: pid for name, pid in self.processes().items() if name in names}
+        for pid in pids.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while _alive(pid) and time.monotonic() < deadline:
+        while any(_alive(pid) for pid in pids.values()) and time.monotonic() < deadline:
             time.sleep(0.2)
-        if _alive(pid):
+        for name, pid in pids.items():
             _signal_group(pid, signal.SIGKILL)
+            self._forget(name)
+
+    def kill_process(self, name: str) -> None:
+        """SIGKILL the process and its supervisor, as losing the whole container would."""
+        pid = self.processes().get(name)
+        if pid is not None:
+            _signal_group(pid, signal.SIGKILL)
+            self._forget(name)
+
+    def crash_process(self, name: str) -> int:
+        """SIGKILL the supervised process only, as a crash or an OOM kill would; its supervisor
+        restarts it. Returns the killed pid."""
+        pid = self.supervised_pid(name)
+        if pid is None:
+            raise RuntimeError(f"{name} is not running")
+        self.expected_exits[name] = self.expected_exits.get(name, 0) + 1
+        os.kill(pid, signal.SIGKILL)
+        return pid
+
+    def supervised_pid(self, name: str) -> int | None:
+        supervisor = self.processes().get(name)
+        if supervisor is None:
+            return None
+        try:
+            children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
+        except OSError:
+            return None
+        return int(children[0]) if children else None
+
+    def restarts(self) -> list[dict]:
+        if not self.events_path.exists():
+            return []
+        return [json.loads(line) for line in self.events_path.read_text().splitlines() if line.strip()]
+
+    def check(self, tolerated_restarts: int = 2) -> None:
+        """Raise ``StackProcessDied``, with the tail of its log, when a process is gone for good:
+        its supervisor is dead, or it exited unasked more than ``tolerated_restarts`` times.
+
+        A few restarts are what the supervisor is for (Airflow's scheduler can still crash on
+        races in its own database code); a process that keeps exiting is broken.
+        """
+        exits: dict[str, int] = {}
+        for event in self.restarts():
+            exits[event["name"]] = exits.get(event["name"], 0) + 1
+        for name, pid in self.processes().items():
+            if not _alive(pid):
+                raise StackProcessDied(f"the supervisor of {name} is gone\n{self.log_tail(name)}")
+            unasked = exits.get(name, 0) - self.expected_exits.get(name, 0)
+            if unasked > tolerated_restarts:
+                raise StackProcessDied(
+                    f"{name} exited unexpectedly {unasked} times; its log ends:\n{self.log_tail(name)}"
+                )
+
+    def log_tail(self, name: str, lines: int = 40) -> str:
+        path = self.root / "logs" / f"{name}.log"
+        if not path.exists():
+            return f"({path} does not exist)"
+        tail = path.read_text(errors="replace").splitlines()[-lines:]
+        return f"--- {path} (last {len(tail)} lines) ---\n" + "\n".join(tail)
+
+    def _forget(self, name: str) -> None:
         state = self.processes()
         state.pop(name, None)
         self.state_path.write_text(json.dumps(state, indent=2))
-
-    def kill_process(self, name: str) -> None:
-        """SIGKILL the whole process group, as a crash or an OOM kill would."""
-        self.stop_process(name, signal.SIGKILL, timeout=10)
 
     # Life cycle ----------------------------------------------------------------------------
 
@@ -200,16 +283,13 @@ class Stack:
         self.wait_until_ready()
 
     def down(self) -> None:
-        for name in reversed(list(self.processes())):
-            self.stop_process(name)
+        self.stop_process(*self.processes())
         self.state_path.unlink(missing_ok=True)
 
     def wait_until_ready(self, timeout: float = 180.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            dead = [name for name, pid in self.processes().items() if not _alive(pid)]
-            if dead:
-                raise RuntimeError(f"stopped during start-up: {dead}; see {self.root / 'logs'}")
+            self.check()
             try:
                 api = httpx.get(f"{self.api_url}/api/v2/monitor/health", timeout=2)
                 batch = httpx.get(self.batch_api_url.removesuffix("/v1") + "/_local/health", timeout=2)
@@ -305,8 +385,12 @@ def main(argv: list[str] | None = None) -> int:
         stack.down()
         print("stack stopped")
     elif args.command == "status":
+        restarts: dict[str, int] = {}
+        for event in stack.restarts():
+            restarts[event["name"]] = restarts.get(event["name"], 0) + 1
         for name, pid in stack.processes().items():
-            print(f"{name:<14} pid {pid:<8} {'running' if _alive(pid) else 'stopped'}")
+            state = "running" if _alive(pid) else "stopped"
+            print(f"{name:<14} supervisor pid {pid:<8} {state:<8} restarts {restarts.get(name, 0)}")
     else:
         if args.postgres:
             for dsn in (settings.postgres_dsn, settings.warehouse_dsn):

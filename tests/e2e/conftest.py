@@ -1,10 +1,19 @@
 """Real running Airflow stacks for the end-to-end tests (scheduler, triggerer, dag-processor,
-api-server, and Celery workers for the scale-out shape), driven through the REST API."""
+api-server, and Celery workers for the scale-out shape), driven through the REST API.
+
+Manual runs have no logical date: they give their day as a date range in ``conf``, so no manual
+run can take the ``(dag_id, logical_date)`` of a run the scheduler creates, at any time of day.
+Every wait checks the stack's processes and fails at once, with the log's tail, when one died;
+the stacks stop by themselves when the test process is gone. The e2e tests share one time budget
+(``LLM_BATCH_E2E_BUDGET_SECONDS``, 40 minutes by default): no test runs past it.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+import os
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
@@ -18,6 +27,23 @@ E2E = Path(__file__).resolve().parent
 PROJECT = E2E.parents[1]
 DAG_ID = "review_sentiment"
 TODAY = dt.date.today()
+E2E_BUDGET_SECONDS = float(os.environ.get("LLM_BATCH_E2E_BUDGET_SECONDS", 2400))
+_e2e_started: list[float] = []
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Give each e2e test at most what is left of the e2e budget, so a broken stack cannot eat CI."""
+    if item.path.is_relative_to(E2E):
+        now = time.monotonic()
+        started = _e2e_started[0] if _e2e_started else _e2e_started.append(now) or now
+        left = E2E_BUDGET_SECONDS - (now - started)
+        own = item.get_closest_marker("timeout")
+        own_seconds = own.args[0] if own and own.args else float("inf")
+        item.add_marker(pytest.mark.timeout(max(min(own_seconds, left), 1)), append=False)
+        if left <= 0:
+            item.add_marker(pytest.mark.skip(reason="the e2e time budget is spent"))
+    yield
 
 
 def e2e_settings(root: Path, **overrides) -> StackSettings:
@@ -45,6 +71,7 @@ def e2e_settings(root: Path, **overrides) -> StackSettings:
         ),
         "poll_interval_seconds": 1.0,
         "extra_env": extra_env,
+        "owner_pid": os.getpid(),
     }
     return StackSettings(**{**fields, **overrides})
 
@@ -54,7 +81,7 @@ class RunningStack:
 
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
-        self.api = AirflowAPI(stack.api_url, *ADMIN)
+        self.api = AirflowAPI(stack.api_url, *ADMIN, on_poll=stack.check)
         self.marker = Path(stack.settings.extra_env["LLM_BATCH_CHAOS_CRASH_AFTER_CREATE"])
 
     @property
@@ -111,10 +138,23 @@ class RunningStack:
             r[0] for r in self.warehouse("SELECT review_id FROM review_sentiment WHERE review_date = ?", day)
         ]
 
+    def trigger_day(self, day: dt.date, run_id: str, conf: dict | None = None) -> dict:
+        """Start a manual run for one day: no logical date, the day as a date range."""
+        dates = {"start_date": day.isoformat(), "end_date": day.isoformat()}
+        return self.api.trigger(DAG_ID, None, {**dates, **(conf or {})}, run_id=run_id)
+
     def run_day(self, day: dt.date, run_id: str, conf: dict | None = None, timeout: float = 600) -> dict:
-        """Trigger the run for one day (dated the day after, as the schedule dates it) and wait."""
-        self.api.trigger(DAG_ID, f"{day + dt.timedelta(days=1)}T00:00:00Z", conf, run_id=run_id)
+        """Run one day manually and wait for the run to end."""
+        self.trigger_day(day, run_id, conf)
         return self.api.wait_for_run(DAG_ID, run_id, timeout=timeout)
+
+    def wait_until(self, condition: Callable[[], object], what: str, timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            self.stack.check()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no {what} after {timeout:.0f} s")
+            time.sleep(0.5)
 
 
 def running(stack: Stack) -> Iterator[RunningStack]:
@@ -126,6 +166,8 @@ def running(stack: Stack) -> Iterator[RunningStack]:
         yield started
     finally:
         stack.down()
+        for event in stack.restarts():  # tolerated, but worth seeing in the test output
+            print(f"\n{stack.root.name}: {event['name']} restarted after exit code {event['exit_code']}")
 
 
 @pytest.fixture(scope="module")
