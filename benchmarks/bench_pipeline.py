@@ -46,6 +46,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from include.batch_api_process import ServerProcess
 from include.sample_data.reviews import generate_reviews
 from llm_batch import pipeline
 from llm_batch.collect import collect_shard
@@ -55,7 +56,6 @@ from llm_batch.request_lines import build_requests
 from llm_batch.submission import ShardSpec
 from llm_batch.triggers import batch_summary
 from llm_batch.warehouse import duckdb_warehouse
-from local_batch_api.subprocess_server import ServerProcess
 from local_batch_api.validation import validate_lines
 from tests.batch_server import wait_for_batch
 from tests.llm_batch.jobs import sentiment_job
