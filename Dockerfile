@@ -11,8 +11,8 @@ USER airflow
 COPY --chown=airflow:0 requirements.txt /requirements.txt
 RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /requirements.txt
 
-# The project itself: only the local_batch_api package (see pyproject.toml); its dependencies
-# are already in requirements.txt.
+# The project itself: only the local_batch_api package (see pyproject.toml), for the batch-api
+# service; the pipeline library never imports it. Its dependencies are already in requirements.txt.
 COPY --chown=airflow:0 pyproject.toml /tmp/airflow-llm-batch/pyproject.toml
 COPY --chown=airflow:0 local_batch_api /tmp/airflow-llm-batch/local_batch_api
 RUN pip install --no-cache-dir --no-deps /tmp/airflow-llm-batch \

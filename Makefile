@@ -23,6 +23,7 @@ lock: venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	PYTHONPATH=.:plugins $(BIN)/lint-imports --no-cache --no-logo
 
 test: venv lint
 	$(BIN)/python -m pytest

@@ -7,7 +7,7 @@ the server's memory. A second server process first runs a 5,000-request baseline
 two peak RSS figures side by side show that memory stays flat while the input file grows tenfold
 (the server streams files and works in fixed-size chunks). The target is processing < 10 s.
 
-    python benchmarks/bench_local_batch_api.py [--requests N] [--baseline-requests N] [--keep]
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_local_batch_api.py [--requests N] [--baseline-requests N] [--keep]
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import orjson
 
-from local_batch_api.subprocess_server import ServerProcess
+from include.batch_api_process import ServerProcess
 
 TARGET_PROCESSING_SECONDS = 10.0
 POLL_SECONDS = 0.05

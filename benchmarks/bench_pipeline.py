@@ -3,8 +3,8 @@
 For ``--rows`` sample reviews (default 50,000; with the sample's edge cases: duplicates, blank and
 oversized texts) it times, median of ``--repeat`` warm runs:
 
-1. build + validate: ``build_run`` whole, and ``build_requests`` and the server's ``validate_lines``
-   alone; baseline std ``json.dumps`` vs ``orjson`` on the same lines.
+1. build + validate: ``build_run`` whole, and ``build_requests`` and the Batch API's line rules
+   (``check_lines``) alone; baseline std ``json.dumps`` vs ``orjson`` on the same lines.
 2. parse + validate: one real batch through the local server, then ``collect_shard``, the raw
    download, and an in-memory orjson parse + Pydantic validation of the output; baseline std ``json``.
 3. load: ``load_run`` into a fresh DuckDB file, then again (idempotent replace); baseline row-by-row
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import dataclasses
 import datetime as dt
 import json
 import linecache
@@ -46,8 +47,11 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dags.review_sentiment import JOB
+from include.batch_api_process import ServerProcess, wait_for_batch
 from include.sample_data.reviews import generate_reviews
 from llm_batch import pipeline
+from llm_batch.batch_rules import check_lines
 from llm_batch.collect import collect_shard
 from llm_batch.job import ShardLimits
 from llm_batch.pipeline import RunWindow, build_run, load_run
@@ -55,10 +59,6 @@ from llm_batch.request_lines import build_requests
 from llm_batch.submission import ShardSpec
 from llm_batch.triggers import batch_summary
 from llm_batch.warehouse import duckdb_warehouse
-from local_batch_api.subprocess_server import ServerProcess
-from local_batch_api.validation import validate_lines
-from tests.batch_server import wait_for_batch
-from tests.llm_batch.jobs import sentiment_job
 
 START = dt.date(2026, 11, 1)
 PER_DAY = 5_000
@@ -174,7 +174,7 @@ def bench_build(job, rows: pa.Table, repeat: int) -> dict[str, Any]:
 
     t_requests, built = timed(lambda: build_requests(job, rows, set()), repeat)
     lines = [line.line for line in built.lines]
-    t_validate, _ = timed(lambda: validate_lines(iter(lines), job.endpoint, max_requests=len(lines)), repeat)
+    t_validate, _ = timed(lambda: check_lines(lines, job.endpoint), repeat)
     t_run, run = timed(lambda: build_run(job, window, rows, set()), repeat)
     size = sum(s["bytes"] for s in run["shards"])
 
@@ -185,7 +185,7 @@ def bench_build(job, rows: pa.Table, repeat: int) -> dict[str, Any]:
     )
     show("first build_run in a process (200 rows; imports)", cold, "s")
     show("build_requests (rows -> lines)", t_requests, "s", 3.0)
-    show("validate_lines (server's per-line rules)", t_validate, "s", 3.0)
+    show("check_lines (the Batch API's line rules)", t_validate, "s", 3.0)
     show("rest of build_run (shard, join, digest, write)", t_run - t_requests - t_validate, "s")
     passed = show("build_run, all of it", t_run, "s", 1.0)
     show("build_run, all of it (issue: each step)", t_run, "s", 3.0)
@@ -199,8 +199,8 @@ def bench_build(job, rows: pa.Table, repeat: int) -> dict[str, Any]:
     show("baseline: std json / orjson", t_json / t_orjson, "x")
     show("traced peak: build_requests", traced_peak(lambda: build_requests(job, rows, set())), "MB")
     show(
-        "traced peak: validate_lines",
-        traced_peak(lambda: validate_lines(iter(lines), job.endpoint, max_requests=len(lines))),
+        "traced peak: check_lines",
+        traced_peak(lambda: check_lines(lines, job.endpoint)),
         "MB",
     )
     show("traced peak: build_run", traced_peak(lambda: build_run(job, window, rows, set())), "MB")
@@ -392,7 +392,9 @@ def _child(rows_path: Path, storage: Path) -> dict[str, Any]:
 def child_build(rows_path: Path, storage: Path) -> None:
     """In a fresh process: peak RSS and traced peak of one build_run, and what dominates it."""
     rows = pq.read_table(rows_path)
-    job = sentiment_job(storage_url=storage.as_uri(), shard_limits=ShardLimits(max_requests=SHARD_REQUESTS))
+    job = dataclasses.replace(
+        JOB, storage_url=storage.as_uri(), shard_limits=ShardLimits(max_requests=SHARD_REQUESTS)
+    )
     window = window_of(rows)
     build_run(job, window, rows.slice(0, 200), set())  # imports and plugin discovery
     reset_peak_rss()
@@ -466,7 +468,7 @@ def main() -> None:
     show("peak RSS after generating the rows, before any step", rss_mb(), "MB")
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as name:
         tmp = Path(name)
-        job = sentiment_job(storage_url=(tmp / "runs").as_uri())
+        job = dataclasses.replace(JOB, storage_url=(tmp / "runs").as_uri())
         run = bench_build(job, rows, args.repeat)
         collected = bench_collect(job, run, tmp, args.repeat)
         bench_load(job, rows, run, collected, tmp, args.baseline_rows)

@@ -9,7 +9,7 @@ the window, compared with the N * window / poll_interval polls that were due. Th
 baseline, with fewer waits because every poll blocks the whole loop for a full round trip.
 Targets: lag p99 <= 50 ms and >= 95 % of due polls served.
 
-    python benchmarks/bench_trigger_waits.py [--waits 1000] [--baseline-waits 100] [--seconds 30]
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_trigger_waits.py [--waits 1000] [--baseline-waits 100] [--seconds 30]
 
 The stub runs in its own process (started and stopped here); everything stays on 127.0.0.1.
 """
@@ -110,7 +110,7 @@ class Stub:
     """The stub in a child process, on a free port of 127.0.0.1."""
 
     def __init__(self, latency: float) -> None:
-        from local_batch_api.subprocess_server import free_port
+        from include.batch_api_process import free_port
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

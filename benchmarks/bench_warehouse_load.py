@@ -11,7 +11,7 @@ Prints the targets of DESIGN.md with PASS/MISS; asserts nothing about time.
 PostgreSQL comes from PGHOST, PGPORT, PGUSER and PGDATABASE (default 127.0.0.1:5432, user
 postgres, database test); the benchmark works in a schema of its own and drops it.
 
-    .venv/bin/python benchmarks/bench_warehouse_load.py [--rows 1000000] [--baseline-rows 20000]
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_warehouse_load.py [--rows 1000000] [--baseline-rows 20000]
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg.conninfo import make_conninfo
 
-from tests.postgres import TEST_DSN
+from include.local_postgres import LOCAL_POSTGRES_DSN
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
 
@@ -139,7 +139,7 @@ def bench_duckdb(day1: pa.Table, day2: pa.Table, baseline_rows: pa.Table, repeat
 @contextmanager
 def postgres_schema() -> Iterator[str]:
     """A DSN whose search_path is a fresh schema, dropped afterwards."""
-    dsn = TEST_DSN
+    dsn = LOCAL_POSTGRES_DSN
     schema = f"bench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(dsn, autocommit=True) as admin:
         admin.execute(f'CREATE SCHEMA "{schema}"')

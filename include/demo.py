@@ -17,9 +17,9 @@ from pathlib import Path
 import duckdb
 import httpx
 
+from include.batch_api_process import ServerProcess
 from include.local_airflow import LocalAirflow
 from include.sample_data.reviews import write_reviews
-from local_batch_api.subprocess_server import ServerProcess
 
 SERVER_TIMINGS = ("--validating-seconds", "1", "--finalizing-seconds", "0.5", "--request-seconds", "0.0005")
 

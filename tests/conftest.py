@@ -54,6 +54,13 @@ def chat_line(custom_id: str, text: str, model: str = "gpt-4o-mini", **extra) ->
     }
 
 
+def request_line(custom_id: str = "a", *, drop: str | None = None, **changes) -> bytes:
+    """A good chat request line, with top-level keys changed or ``drop`` left out."""
+    line = {**chat_line(custom_id, "Fine."), **changes}
+    line.pop(drop, None)
+    return orjson.dumps(line)
+
+
 def jsonl(lines: list) -> bytes:
     return b"".join((line if isinstance(line, bytes) else orjson.dumps(line)) + b"\n" for line in lines)
 

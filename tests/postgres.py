@@ -2,15 +2,6 @@
 
 from __future__ import annotations
 
-import os
+from include.local_postgres import LOCAL_POSTGRES_DSN as TEST_DSN
 
-from psycopg.conninfo import make_conninfo
-
-TEST_DSN = make_conninfo(
-    "",
-    host=os.environ.get("PGHOST", "127.0.0.1"),
-    port=os.environ.get("PGPORT", "5432"),
-    user=os.environ.get("PGUSER", "postgres"),
-    dbname=os.environ.get("PGDATABASE", "test"),
-    connect_timeout=5,
-)
+__all__ = ["TEST_DSN"]

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import pyarrow as pa
 
+from llm_batch.batch_rules import check_lines
 from llm_batch.collect import FAILURE_SCHEMA, results_schema
 from llm_batch.job import BatchJob
 from llm_batch.ledger import utcnow
@@ -236,16 +237,13 @@ def build_run(
 
 def _check_lines_like_the_server(job: BatchJob, lines: Sequence[RequestLine]) -> None:
     """Apply the service's own per-line rules before paying for an upload."""
-    from local_batch_api.validation import validate_lines
-
-    result = validate_lines((line.line for line in lines), job.endpoint, max_requests=len(lines) or 1)
-    errors = [e for e in result.errors if e["code"] != "empty_file"]
-    if errors:
-        first = errors[0]
-        line = lines[first["line"] - 1]
+    breaks = check_lines((line.line for line in lines), job.endpoint)
+    if breaks:
+        first = breaks[0]
+        line = lines[first.line - 1]
         raise ValueError(
-            f"{len(errors)} request lines break the Batch API's rules; the first, for key {line.key!r} "
-            f"(custom_id {line.custom_id!r}): {first['code']}: {first['message']}"
+            f"{len(breaks)} request lines break the Batch API's rules; the first, for key {line.key!r} "
+            f"(custom_id {line.custom_id!r}): {first.code}: {first.message}"
         )
 
 

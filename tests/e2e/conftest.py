@@ -20,8 +20,8 @@ import duckdb
 import pytest
 
 from include.airflow_api import AirflowAPI
+from include.batch_api_process import free_port
 from include.stack import ADMIN, Stack, StackSettings, ensure_postgres_database
-from local_batch_api.subprocess_server import free_port
 
 E2E = Path(__file__).resolve().parent
 PROJECT = E2E.parents[1]

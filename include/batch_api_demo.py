@@ -1,6 +1,6 @@
 """A full batch through the local server: upload, create, wait, download, and a readable summary.
 
-``python -m local_batch_api.demo`` starts its own server on a free port and stops it afterwards.
+``python -m include.batch_api_demo`` starts its own server on a free port and stops it afterwards.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import orjson
 
-from local_batch_api.subprocess_server import FAST_TIMINGS, ServerProcess
+from include.batch_api_process import FAST_TIMINGS, TERMINAL, ServerProcess
 
 REVIEWS = [
     "Absolutely love this coffee grinder. Quiet, fast and the grind is perfectly even.",
@@ -66,7 +66,7 @@ def run(data_dir: Path) -> None:
         )
         print(f"server {server.base_url}: uploaded {file.id} ({file.bytes} bytes), created {batch.id}")
         seen = None
-        while batch.status not in {"completed", "failed", "expired", "cancelled"}:
+        while batch.status not in TERMINAL:
             if batch.status != seen:
                 print(f"  status: {batch.status}")
                 seen = batch.status

@@ -1,4 +1,7 @@
-"""Runs the server as a real subprocess on a free port: for the demo, benchmarks and tests."""
+"""The local Batch API server as a real subprocess on a free port, seen from the client side.
+
+For the demos, benchmarks and tests: start, stop or kill the server, get a client, wait on a batch.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from typing import Any
 import httpx
 from openai import OpenAI
 
+TERMINAL = {"completed", "failed", "expired", "cancelled"}
 FAST_TIMINGS = (
     "--validating-seconds",
     "0.05",
@@ -105,3 +109,15 @@ class ServerProcess:
         )
         response.raise_for_status()
         return response.json()
+
+
+def wait_for_batch(client: OpenAI, batch_id: str, statuses=TERMINAL, timeout: float = 60.0):
+    """Poll until the batch reaches one of ``statuses``; returns the Batch."""
+    deadline = time.monotonic() + timeout
+    while True:
+        batch = client.batches.retrieve(batch_id)
+        if batch.status in statuses:
+            return batch
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"batch {batch_id} still {batch.status}")
+        time.sleep(0.05)
