@@ -93,14 +93,35 @@ def backfill(stack, first: dt.date, last: dt.date, *, reprocess: str = "none") -
         "max_active_runs": 4,
         "reprocess_behavior": reprocess,
     }
-    for _ in range(20):  # on SQLite, creation answers 503 while the scheduler holds the database
+    created = None
+    for _ in range(20):
         stack.stack.check()
         response = stack.api.post("/backfills", body)
-        if response.status_code != 503:
+        if response.status_code < 400:
+            created = response.json()
+            break
+        # On SQLite, creation answers 503 or 500 when the scheduler holds the database; a
+        # request that failed late may still have made the backfill, so look before asking again.
+        created = active_backfill(stack, body["from_date"], body["to_date"])
+        if created or response.status_code not in (500, 503):
             break
         time.sleep(3)
-    created = stack.api.json(response)
+    created = created or stack.api.json(response)
     return wait_for_backfill(stack, created["id"], expected=(last - first).days + 1)
+
+
+def active_backfill(stack, from_date: str, to_date: str) -> dict | None:
+    listed = stack.api.get("/backfills", dag_id=DAG_ID)
+    if listed.status_code >= 400:
+        return None
+    mine = [
+        b
+        for b in listed.json()["backfills"]
+        if not b["completed_at"]
+        and b["from_date"][:10] == from_date[:10]
+        and b["to_date"][:10] == to_date[:10]
+    ]
+    return mine[-1] if mine else None
 
 
 def wait_for_backfill(stack, backfill_id: int, expected: int, timeout: float = 1200) -> list[dict]:
