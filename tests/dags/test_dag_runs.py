@@ -87,8 +87,17 @@ def landed(stack: Stack, day: dt.date = DAY) -> list[tuple]:
     )
 
 
+def assert_no_error_logged(result: subprocess.CompletedProcess) -> None:
+    """A successful run logs no error: users read every error line as a failure."""
+    output = (result.stdout or "") + (result.stderr or "")
+    errors = [line for line in output.splitlines() if "[error" in line or " ERROR " in line]
+    assert errors == []
+
+
 def test_clean_run_lands_every_row_and_a_rerun_pays_nothing(stack):
-    assert_succeeded(stack.run())
+    first = stack.run()
+    assert_succeeded(first)
+    assert_no_error_logged(first)
     rows = landed(stack)
     assert {r[0] for r in rows} == stack.expected_rows()
     assert {r[1] for r in rows} <= {"positive", "neutral", "negative"}
