@@ -31,8 +31,7 @@ test: venv lint
 test-fast: venv
 	$(BIN)/python -m pytest -m "not slow"
 
-# The local-stack end-to-end tests with every process's clock at AT (UTC), e.g. `make test-e2e-at AT=23:58`.
-# Needs Debian's faketime package.
+# The local-stack end-to-end tests with every process's wall clock at AT (UTC), e.g. `make test-e2e-at AT=23:58`.
 AT ?= 23:58
 test-e2e-at: venv
 	$(BIN)/python tests/e2e/at_clock.py $(AT) -- $(BIN)/python -m pytest -p no:cacheprovider tests/e2e/test_local_stack.py

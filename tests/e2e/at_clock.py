@@ -1,23 +1,24 @@
-"""Run a command with the clock of it and every process it starts moved to a time of day (UTC).
+"""Run a command with the wall clock of it and of every Python process it starts moved to a
+time of day (UTC).
 
-    python tests/e2e/at_clock.py 23:58 -- python -m pytest tests/e2e
+    python tests/e2e/at_clock.py 23:58 -- python -m pytest tests/e2e/test_local_stack.py
 
 The end-to-end stacks run a real scheduler, so what a test sees depends on the time of day: a
-run near midnight meets the scheduler creating the next night's run. This moves the clock of
-the test process, the stack's processes and their tasks by one offset (libfaketime, Debian's
-``faketime`` package), so ``date``, Airflow, SQLite and the local Batch API server all agree.
-Monotonic clocks and file times stay real.
+run near midnight meets the scheduler creating the next night's run. This sets
+``E2E_CLOCK_OFFSET_SECONDS`` and puts ``tests/e2e/chaos`` first on ``PYTHONPATH``, whose
+``sitecustomize`` moves the wall clock of each Python process by that offset (time-machine), so
+the test process, Airflow and the local Batch API server all agree on the time.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import glob
 import os
 import sys
+from pathlib import Path
 
-LIBRARIES = ("/usr/lib/*/faketime/libfaketime.so.1", "/usr/lib/faketime/libfaketime.so.1")
+HOOKS = Path(__file__).resolve().parent / "chaos"
 
 
 def offset_seconds(at: dt.time, now: dt.datetime) -> int:
@@ -34,18 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    libraries = [path for pattern in LIBRARIES for path in glob.glob(pattern)]
-    if not libraries or not command:
-        parser.error("needs libfaketime (apt-get install faketime) and a command after --")
+    if not command:
+        parser.error("give the command to run after --")
     offset = offset_seconds(args.at, dt.datetime.now(dt.UTC))
-    env = {
-        **os.environ,
-        "LD_PRELOAD": libraries[0],
-        "FAKETIME": f"+{offset}",
-        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
-        "NO_FAKE_STAT": "1",
-        "FAKETIME_NO_CACHE": "1",
-    }
+    path = [str(HOOKS), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    env = {**os.environ, "E2E_CLOCK_OFFSET_SECONDS": str(offset), "PYTHONPATH": os.pathsep.join(path)}
     print(f"clock moved by {offset} s: it now reads {args.at.isoformat()} UTC", file=sys.stderr, flush=True)
     os.execvpe(command[0], command, env)
     return 1
