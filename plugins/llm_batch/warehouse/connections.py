@@ -56,7 +56,7 @@ def duckdb_path(conn_id: str) -> str:
             "the warehouse takes a local DuckDB file: set its host to the file's path"
         )
     conn = hook.get_connection(conn_id)
-    path = conn.host if hook.is_local else conn.extra_dejson.get("path") or conn.schema
+    path = conn.host or conn.extra_dejson.get("path") or conn.schema  # the hook's local file is its host
     if not path:
         raise ValueError(
             f"connection {conn_id!r} names no DuckDB file: set its host (or extra 'path'), "
