@@ -25,7 +25,7 @@ from llm_batch.sharding import content_digest, iter_shards
 from llm_batch.storage import ObjectStoragePath, read_table, run_dir, storage_root, write_bytes, write_table
 from llm_batch.submission import ShardSpec
 from llm_batch.warehouse import queries
-from llm_batch.warehouse.tables import FAILURE_SCHEMA, FAILURE_TABLE_KEY, results_schema
+from llm_batch.warehouse.tables import FAILURE_SCHEMA, FAILURE_TABLE_KEY, FAILURE_TABLE_SCHEMA, results_schema
 
 if TYPE_CHECKING:
     from llm_batch.warehouse import Warehouse
@@ -255,7 +255,7 @@ def load_run(
         "recorded_at", pa.array([utcnow()] * failures.num_rows, pa.timestamp("us"))
     )
     warehouse.ensure_table(job.target_table, target.schema, primary_key=(job.key_column,))
-    warehouse.ensure_table(job.failures_table, failure_rows.schema, primary_key=FAILURE_TABLE_KEY)
+    warehouse.ensure_table(job.failures_table, FAILURE_TABLE_SCHEMA, primary_key=FAILURE_TABLE_KEY)
     with warehouse.transaction():
         landed = warehouse.replace_rows(job.target_table, target, match_columns=[job.key_column])
         recorded = warehouse.replace_rows(job.failures_table, failure_rows, match_columns=FAILURE_TABLE_KEY)

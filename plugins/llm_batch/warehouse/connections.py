@@ -29,9 +29,10 @@ def warehouse_for_conn_id(conn_id: str, read_only: bool = False) -> Warehouse:
     """The warehouse an Airflow connection describes: conn_type ``duckdb`` or ``postgres``.
 
     DuckDB: the database file is the connection's ``host`` (else extra ``path``, else ``schema``).
-    PostgreSQL: host, port, login, password and ``schema`` as the database name, plus libpq
-    options from the extra such as ``sslmode``. ``read_only`` opens a DuckDB file for reading
-    only, so several readers may share it; PostgreSQL needs no such care and ignores it.
+    PostgreSQL: host, port, login, password and ``schema`` as the database name, plus the libpq
+    options of the extra such as ``sslmode``, and an IAM token when extra ``iam`` asks for one.
+    ``read_only`` opens a DuckDB file for reading only, so several readers may share it;
+    PostgreSQL needs no such care and ignores it.
     """
     from airflow.sdk import BaseHook  # here, so that importing this module does not start Airflow
 
