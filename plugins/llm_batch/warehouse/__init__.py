@@ -1,7 +1,7 @@
 """The warehouse: one interface over DuckDB and PostgreSQL, and every SQL statement the library runs.
 
 DuckDB (one embedded file) is the default, PostgreSQL the production warehouse; an Airflow
-connection id picks one. Modules: ``base`` (the interface), ``duckdb`` and ``postgres`` (the two
+connection id picks one. Modules: ``base`` (the interface), ``duckdb_db`` and ``postgres_db`` (the two
 warehouses), ``connections`` (connection id to warehouse), ``parameters`` (``:name`` binding),
 ``identifiers`` (quoting), ``arrow_types`` (Arrow <-> SQL types), ``keys`` (checks before a
 replace), ``tables`` (the library's tables) and ``queries`` (the statements run against them).
@@ -18,17 +18,17 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from llm_batch.warehouse.base import ReplaceResult, Warehouse
     from llm_batch.warehouse.connections import warehouse_for_conn_id
-    from llm_batch.warehouse.duckdb import DuckDBWarehouse, duckdb_warehouse
+    from llm_batch.warehouse.duckdb_db import DuckDBWarehouse, duckdb_warehouse
     from llm_batch.warehouse.identifiers import quote_ident, quote_table
-    from llm_batch.warehouse.postgres import PostgresWarehouse, postgres_warehouse
+    from llm_batch.warehouse.postgres_db import PostgresWarehouse, postgres_warehouse
 
 _MODULE_OF = {
-    "DuckDBWarehouse": "duckdb",
-    "PostgresWarehouse": "postgres",
+    "DuckDBWarehouse": "duckdb_db",
+    "PostgresWarehouse": "postgres_db",
     "ReplaceResult": "base",
     "Warehouse": "base",
-    "duckdb_warehouse": "duckdb",
-    "postgres_warehouse": "postgres",
+    "duckdb_warehouse": "duckdb_db",
+    "postgres_warehouse": "postgres_db",
     "quote_ident": "identifiers",
     "quote_table": "identifiers",
     "warehouse_for_conn_id": "connections",

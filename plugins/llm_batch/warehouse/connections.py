@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 from psycopg import pq
 from psycopg.conninfo import make_conninfo
 
-from llm_batch.warehouse.duckdb import duckdb_warehouse
-from llm_batch.warehouse.postgres import postgres_warehouse
+from llm_batch.warehouse.duckdb_db import duckdb_warehouse
+from llm_batch.warehouse.postgres_db import postgres_warehouse
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
