@@ -27,6 +27,7 @@ from llm_batch.pricing import cost_of
 from llm_batch.sharding import content_digest
 from llm_batch.storage import ObjectStoragePath, read_table, write_bytes, write_table
 from llm_batch.submission import RETRYABLE_BATCH_ERRORS, ShardSpec
+from llm_batch.warehouse.tables import FAILURE_SCHEMA, answer_schema, results_schema
 
 log = logging.getLogger(__name__)
 
@@ -272,51 +273,6 @@ def _write_retry_shard(spec: ShardSpec, retry: dict[str, str]) -> ShardSpec:
         digest=content_digest(content),
         identity_salt=spec.identity_salt,
     )
-
-
-RESULT_PROVENANCE = pa.schema(
-    [
-        ("key", pa.string()),
-        ("row_date", pa.date32()),
-        ("custom_id", pa.string()),
-        ("request_fingerprint", pa.string()),
-        ("model", pa.string()),
-        ("prompt_version", pa.string()),
-        ("batch_id", pa.string()),
-        ("input_tokens", pa.int64()),
-        ("output_tokens", pa.int64()),
-    ]
-)
-FAILURE_SCHEMA = pa.schema(
-    [
-        ("key", pa.string()),
-        ("row_date", pa.date32()),
-        ("custom_id", pa.string()),
-        ("request_fingerprint", pa.string()),
-        ("stage", pa.string()),
-        ("reason", pa.string()),
-        ("detail", pa.string()),
-        ("batch_id", pa.string()),
-        ("attempt", pa.int32()),
-    ]
-)
-
-
-def answer_schema(job: BatchJob) -> pa.Schema:
-    """Typed columns of the answer: from the output schema's fields, or the embedding vector."""
-    if job.endpoint == EMBEDDINGS:
-        return pa.schema([("embedding", pa.list_(pa.float32())), ("dimensions", pa.int32())])
-    types = {"string": pa.string(), "number": pa.float64(), "integer": pa.int64(), "boolean": pa.bool_()}
-    schema = job.output_schema.model_json_schema()
-    columns = []
-    for name, prop in schema["properties"].items():
-        columns.append((name, types.get(prop.get("type"), pa.string())))
-    return pa.schema(columns)
-
-
-def results_schema(job: BatchJob) -> pa.Schema:
-    """The columns of a result row: the typed answer, then where it came from."""
-    return pa.schema([*answer_schema(job), *RESULT_PROVENANCE, ("answered_at", pa.timestamp("us"))])
 
 
 def _finished_at(summary: dict[str, Any]) -> dt.datetime:

@@ -11,41 +11,14 @@ import datetime as dt
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
+from llm_batch.warehouse import queries
+from llm_batch.warehouse.tables import LEDGER_TABLE
+
 if TYPE_CHECKING:
     from llm_batch.warehouse import Warehouse
 
 
-TABLE = "llm_batch_ledger"
-
-_DDL = f"""
-CREATE TABLE IF NOT EXISTS {TABLE} (
-    submission_key VARCHAR PRIMARY KEY,
-    job VARCHAR NOT NULL,
-    interval_label VARCHAR NOT NULL,
-    run_id VARCHAR,
-    shard INTEGER NOT NULL,
-    attempt INTEGER NOT NULL,
-    generation INTEGER NOT NULL,
-    content_digest VARCHAR NOT NULL,
-    job_fingerprint VARCHAR NOT NULL,
-    model VARCHAR NOT NULL,
-    endpoint VARCHAR NOT NULL,
-    requests INTEGER NOT NULL,
-    input_file_id VARCHAR,
-    batch_id VARCHAR,
-    status VARCHAR NOT NULL,
-    completed INTEGER,
-    failed INTEGER,
-    input_tokens BIGINT,
-    output_tokens BIGINT,
-    cost_usd DOUBLE PRECISION,
-    sync_cost_usd DOUBLE PRECISION,
-    error VARCHAR,
-    intent_at TIMESTAMP NOT NULL,
-    submitted_at TIMESTAMP,
-    finished_at TIMESTAMP
-)
-"""
+TABLE = LEDGER_TABLE
 
 
 @dataclass(frozen=True)
@@ -85,42 +58,25 @@ def utcnow() -> dt.datetime:
 
 
 class BatchLedger:
+    """The ledger table of a warehouse; its statements live in ``llm_batch.warehouse.queries``."""
+
     def __init__(self, warehouse: Warehouse) -> None:
         self.warehouse = warehouse
-        warehouse.execute(_DDL)
+        queries.create_ledger(warehouse)
 
     def get(self, submission_key: str) -> LedgerEntry | None:
-        rows = self.warehouse.read_arrow(
-            f"SELECT {', '.join(_COLUMNS)} FROM {TABLE} WHERE submission_key = :key", {"key": submission_key}
-        ).to_pylist()
+        rows = queries.ledger_rows(self.warehouse, submission_key=submission_key)
         return LedgerEntry(**rows[0]) if rows else None
 
     def record_intent(self, entry: LedgerEntry) -> None:
         """Insert the row unless it exists: two racing attempts end with one row."""
-        values = {name: getattr(entry, name) for name in _COLUMNS}
-        self.warehouse.execute(
-            f"INSERT INTO {TABLE} ({', '.join(_COLUMNS)}) VALUES ({', '.join(':' + c for c in _COLUMNS)}) "
-            "ON CONFLICT (submission_key) DO NOTHING",
-            values,
-        )
+        queries.insert_ledger_row(self.warehouse, {name: getattr(entry, name) for name in _COLUMNS})
 
     def update(self, submission_key: str, **changes: Any) -> None:
-        unknown = set(changes) - set(_COLUMNS)
-        if unknown:
-            raise ValueError(f"unknown ledger columns: {sorted(unknown)}")
-        sets = ", ".join(f"{name} = :{name}" for name in changes)
-        self.warehouse.execute(
-            f"UPDATE {TABLE} SET {sets} WHERE submission_key = :submission_key",
-            {**changes, "submission_key": submission_key},
-        )
+        queries.update_ledger_row(self.warehouse, submission_key, changes)
 
     def entries(self, job: str, interval_label: str | None = None) -> list[LedgerEntry]:
-        where, params = "job = :job", {"job": job}
+        where: dict[str, Any] = {"job": job}
         if interval_label is not None:
-            where += " AND interval_label = :interval"
-            params["interval"] = interval_label
-        rows = self.warehouse.read_arrow(
-            f"SELECT {', '.join(_COLUMNS)} FROM {TABLE} WHERE {where} ORDER BY intent_at, submission_key",
-            params,
-        ).to_pylist()
-        return [LedgerEntry(**row) for row in rows]
+            where["interval_label"] = interval_label
+        return [LedgerEntry(**row) for row in queries.ledger_rows(self.warehouse, **where)]

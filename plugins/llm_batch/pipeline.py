@@ -18,7 +18,6 @@ import orjson
 import pyarrow as pa
 
 from llm_batch.batch_rules import check_lines
-from llm_batch.collect import FAILURE_SCHEMA, results_schema
 from llm_batch.job import BatchJob
 from llm_batch.ledger import utcnow
 from llm_batch.pricing import cost_of
@@ -26,13 +25,14 @@ from llm_batch.request_lines import Rejection, RequestLine, dedupe, iter_request
 from llm_batch.sharding import content_digest, iter_shards
 from llm_batch.storage import ObjectStoragePath, read_table, run_dir, storage_root, write_bytes, write_table
 from llm_batch.submission import ShardSpec
+from llm_batch.warehouse import queries
+from llm_batch.warehouse.tables import FAILURE_SCHEMA, FAILURE_TABLE_KEY, FAILURE_TABLE_SCHEMA, results_schema
 
 if TYPE_CHECKING:
     from llm_batch.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
-RUNS_TABLE = "llm_batch_runs"
 EXPECTED_OUTPUT_TOKENS = 60  # for cost estimates before a batch has run
 
 
@@ -113,34 +113,16 @@ def _as_date(value: Any) -> dt.date | None:
 def extract_rows(
     job: BatchJob, window: RunWindow, source: Warehouse, *, row_limit: int | None = None
 ) -> pa.Table:
-    sql = job.source_sql
-    if row_limit:  # deterministic: the same rows every time for the same limit
-        sql = f"SELECT * FROM ({sql}) AS source_rows ORDER BY {_quote(job.key_column)} LIMIT {int(row_limit)}"
-    rows = source.read_arrow(sql, {"start": window.start, "end": window.end})
+    params = {"start": window.start, "end": window.end}
+    # With a limit, deterministic: the same rows every time for the same limit.
+    rows = queries.read_source(source, job.source_sql, params, order_by=job.key_column, limit=row_limit)
     log.info("Extracted %d rows of %s for %s", rows.num_rows, job.name, window.label)
     return rows
 
 
 def settled_requests(job: BatchJob, window: RunWindow, warehouse: Warehouse) -> set[tuple[str, str]]:
     """(key, request fingerprint) of rows answered, or failed for good, with the same request."""
-    key, day = _quote(job.key_column), _quote(job.date_column)
-    queries = {
-        job.target_table: f"SELECT CAST({key} AS VARCHAR) AS key, request_fingerprint FROM {job.target_table} "
-        f"WHERE {day} >= :start AND {day} < :end",
-        job.failures_table: f"SELECT key, request_fingerprint FROM {job.failures_table} "
-        "WHERE job = :job AND row_date >= :start AND row_date < :end AND stage IN ('request', 'answer')",
-    }
-    params = {"start": window.start, "end": window.end, "job": job.name}
-    settled: set[tuple[str, str]] = set()
-    for table, sql in queries.items():
-        if _table_exists(warehouse, table):
-            rows = warehouse.read_arrow(sql, params)
-            keys, fingerprints = (
-                rows.column("key").to_pylist(),
-                rows.column("request_fingerprint").to_pylist(),
-            )
-            settled.update(zip(keys, fingerprints, strict=True))
-    return settled
+    return queries.settled_requests(warehouse, job, window.start, window.end)
 
 
 # Build ------------------------------------------------------------------------------------------
@@ -305,16 +287,11 @@ def load_run(
         "recorded_at", pa.array([utcnow()] * failures.num_rows, pa.timestamp("us"))
     )
     warehouse.ensure_table(job.target_table, target.schema, primary_key=(job.key_column,))
-    warehouse.ensure_table(job.failures_table, failure_rows.schema, primary_key=("job", "key"))
+    warehouse.ensure_table(job.failures_table, FAILURE_TABLE_SCHEMA, primary_key=FAILURE_TABLE_KEY)
     with warehouse.transaction():
         landed = warehouse.replace_rows(job.target_table, target, match_columns=[job.key_column])
-        recorded = warehouse.replace_rows(job.failures_table, failure_rows, match_columns=["job", "key"])
-        cleared = warehouse.execute(
-            f"DELETE FROM {job.failures_table} WHERE job = :job AND key IN "
-            f"(SELECT CAST({_quote(job.key_column)} AS VARCHAR) FROM {job.target_table} "
-            f"WHERE {_quote(job.date_column)} >= :start AND {_quote(job.date_column)} < :end)",
-            {"job": job.name, "start": window.start, "end": window.end},
-        )
+        recorded = warehouse.replace_rows(job.failures_table, failure_rows, match_columns=FAILURE_TABLE_KEY)
+        cleared = queries.clear_answered_failures(warehouse, job, window.start, window.end)
     log.info(
         "Loaded %d rows into %s (%d replaced); %d failures recorded, %d earlier failures now answered",
         landed.inserted,
@@ -391,27 +368,10 @@ def report_run(
             "failure_reasons": orjson.dumps(report["failure_reasons"]).decode(),
             "reported_at": utcnow(),
         }
-        table = pa.Table.from_pylist([row])
-        warehouse.ensure_table(RUNS_TABLE, table.schema, primary_key=("job", "window", "run_id"))
-        with warehouse.transaction():
-            warehouse.replace_rows(RUNS_TABLE, table, match_columns=["job", "window", "run_id"])
+        queries.record_run(warehouse, row)
     if report["failure_share"] > job.max_failure_share:
         raise FailureThresholdExceeded(
             f"{failed_after_submit} of {submitted} requests failed ({report['failure_share']:.1%}), over the "
             f"threshold of {job.max_failure_share:.1%}: {dict(reasons)}"
         )
     return report
-
-
-def _quote(identifier: str) -> str:
-    return ".".join('"' + part.replace('"', '""') + '"' for part in identifier.split("."))
-
-
-def _table_exists(warehouse: Warehouse, table: str) -> bool:
-    schema, _, name = table.rpartition(".")
-    sql = "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_name = :name"
-    params: dict[str, Any] = {"name": name.strip('"')}
-    if schema:
-        sql += " AND table_schema = :schema"
-        params["schema"] = schema.strip('"')
-    return bool(warehouse.read_arrow(sql, params).column("n")[0].as_py())

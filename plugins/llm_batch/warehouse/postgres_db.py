@@ -1,0 +1,193 @@
+"""PostgreSQL through psycopg 3: rows arrive through ``COPY`` in CSV written by Arrow, never one by one."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.types.string import TextLoader
+
+from llm_batch.warehouse.arrow_types import ARROW_TYPE_BY_OID, is_list
+from llm_batch.warehouse.base import ReplaceResult, Warehouse
+from llm_batch.warehouse.identifiers import column_list, join_on, quote_ident, quote_table
+from llm_batch.warehouse.keys import checked_order
+from llm_batch.warehouse.parameters import bind_named_params
+
+# Kinds of pg_class rows a query can read from: tables, partitioned tables, views, matviews, foreign tables.
+_READABLE_RELKINDS = ("r", "p", "v", "m", "f")
+
+
+class PostgresWarehouse(Warehouse):
+    """A PostgreSQL database reached with psycopg 3; loads go through ``COPY`` in CSV."""
+
+    dialect = "postgres"
+
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._conn: psycopg.Connection | None = None
+
+    def __repr__(self) -> str:
+        # Never the DSN itself: it may hold the password.
+        info = conninfo_to_dict(self._dsn)
+        return f"PostgresWarehouse(host={info.get('host')!r}, dbname={info.get('dbname')!r})"
+
+    def _connection(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self._dsn, autocommit=False)
+            # Text, as DuckDB returns them, rather than parsed Python objects Arrow cannot hold.
+            for type_name in ("json", "jsonb", "uuid"):
+                self._conn.adapters.register_loader(type_name, TextLoader)
+        return self._conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[psycopg.Cursor]:
+        conn = self._connection()
+        if self._in_transaction:
+            with conn.cursor() as cur:
+                yield cur
+            return
+        self._in_transaction = True
+        try:
+            with conn.cursor() as cur:
+                yield cur
+        except BaseException:
+            conn.rollback()
+            raise
+        else:
+            conn.commit()
+        finally:
+            self._in_transaction = False
+
+    def read_arrow(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
+        query, values = bind_named_params(sql, params, self.dialect)
+        with self._transaction() as cur:
+            cur.execute(query, values)
+            if cur.description is None:
+                raise ValueError("read_arrow needs a statement that returns rows")
+            description = cur.description
+            records = cur.fetchall()
+        columns = list(zip(*records, strict=True)) if records else [()] * len(description)
+        arrays = [
+            pa.array(values, type=ARROW_TYPE_BY_OID.get(column.type_code))
+            for values, column in zip(columns, description, strict=True)
+        ]
+        return pa.Table.from_arrays(arrays, names=[column.name for column in description])
+
+    def execute(self, sql: str, params: dict[str, Any] | None = None) -> int:
+        query, values = bind_named_params(sql, params, self.dialect)
+        with self._transaction() as cur:
+            cur.execute(query, values)
+            return cur.rowcount
+
+    def table_exists(self, table: str) -> bool:
+        # to_regclass resolves the name as a query would, search_path included, and never raises.
+        found = self.read_arrow(
+            "SELECT count(*) AS n FROM pg_catalog.pg_class "
+            "WHERE oid = to_regclass(:name) AND relkind = ANY(:kinds)",
+            {"name": quote_table(table), "kinds": list(_READABLE_RELKINDS)},
+        )
+        return found.column("n")[0].as_py() > 0
+
+    def _replace(
+        self, table: str, rows: pa.Table, keys: list[str], delete_where: str | None, params: dict[str, Any]
+    ) -> ReplaceResult:
+        # Only the keys go through a temp table; the rows are copied straight into the target.
+        # That measured 1.6x faster than staging every row and INSERT ... SELECT-ing them, and is
+        # as atomic: a COPY that fails rolls the delete back with it. Meanwhile a thread checks
+        # and sorts the keys (Arrow and DuckDB release the GIL) while the server deletes.
+        stage = quote_ident("_llm_batch_keys")
+        deleted = 0
+        with self._transaction() as cur, ThreadPoolExecutor(max_workers=1) as pool:
+            order = pool.submit(checked_order, table, rows, keys) if rows.num_rows else None
+            if delete_where:
+                condition, values = bind_named_params(delete_where, params, self.dialect)
+                cur.execute(f"DELETE FROM {table} WHERE {condition}", values)
+                deleted += cur.rowcount
+            if order is not None:
+                # Typed like the target's key columns, so COPY checks them the same way.
+                cur.execute(
+                    f"CREATE TEMP TABLE {stage} AS SELECT {column_list(keys)} FROM {table} WITH NO DATA"
+                )
+                _copy_csv(cur, stage, rows.select(keys))
+                cur.execute(f"ANALYZE {stage}")  # a good plan for the delete: index probes or a hash join
+                cur.execute(f"DELETE FROM {table} AS t USING {stage} AS r WHERE {join_on(keys)}")
+                deleted += cur.rowcount
+                # Dropped now, not at commit: a later replace_rows in the same transaction makes its own.
+                cur.execute(f"DROP TABLE {stage}")
+                _copy_csv(cur, table, rows, order=order.result())
+        return ReplaceResult(deleted=deleted, inserted=rows.num_rows)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def postgres_warehouse(dsn: str) -> PostgresWarehouse:
+    """A PostgreSQL warehouse reached with a libpq connection string or URI."""
+    return PostgresWarehouse(dsn)
+
+
+# COPY -------------------------------------------------------------------------------------------
+
+_COPY_CHUNK_BYTES = 8 << 20  # of Arrow data per COPY write: bounded memory for any row width
+
+
+def _copy_csv(cur: psycopg.Cursor, table: str, rows: pa.Table, order: pa.Array | None = None) -> None:
+    """Stream ``rows`` into ``table`` with ``COPY ... (FORMAT csv)``, the CSV written by Arrow.
+
+    Arrow's C++ CSV writer with COPY measured ~1.7x faster here than psycopg's binary COPY,
+    whose rows must first become Python objects. Arrow quotes every string and leaves NULL
+    bare, which is exactly how COPY tells NULL from the empty string.
+
+    ``order`` (row indices) sends the rows sorted by key: a B-tree index on the key (the primary
+    key) then takes its inserts in order, which halved COPY time for 1M shuffled keys. The rows
+    of each chunk are gathered just before it is sent, overlapping with the server's work.
+    """
+    table_for_csv = pa.table(
+        {name: _csv_ready(column) for name, column in zip(rows.column_names, rows.columns, strict=True)}
+    )
+    chunk_rows = max(1, table_for_csv.num_rows * _COPY_CHUNK_BYTES // max(1, table_for_csv.nbytes))
+    options = pacsv.WriteOptions(include_header=False)
+    with cur.copy(f"COPY {table} ({column_list(rows.column_names)}) FROM STDIN (FORMAT csv)") as copy:
+        for start in range(0, table_for_csv.num_rows, chunk_rows):
+            if order is None:
+                chunk = table_for_csv.slice(start, chunk_rows)
+            else:
+                chunk = table_for_csv.take(order.slice(start, chunk_rows))
+            buffer = io.BytesIO()
+            pacsv.write_csv(chunk, buffer, options)
+            copy.write(buffer.getbuffer())
+
+
+def _csv_ready(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Turn what Arrow's CSV writer cannot write into text PostgreSQL reads back as the same value."""
+    t = column.type
+    if isinstance(t, pa.BaseExtensionType):
+        return _csv_ready(pa.chunked_array([chunk.storage for chunk in column.chunks], t.storage_type))
+    if pa.types.is_string_view(t):
+        return column.cast(pa.string())
+    if is_list(t):
+        return pa.chunked_array([_pg_array_text(chunk) for chunk in column.chunks], pa.string())
+    return column
+
+
+def _pg_array_text(lists: pa.Array) -> pa.Array:
+    """Write each list as a PostgreSQL array literal: ``{0.25,NULL,-1e-07}``, ``{"a,b","say \\"hi\\""}``."""
+    lists = lists.cast(pa.list_(lists.type.value_type))
+    values = lists.values
+    text = pc.cast(values, pa.string())
+    if not (pa.types.is_integer(values.type) or pa.types.is_floating(values.type)):
+        escaped = pc.replace_substring(pc.replace_substring(text, "\\", "\\\\"), '"', '\\"')
+        text = pc.binary_join_element_wise('"', escaped, '"', "")
+    text = pc.fill_null(text, "NULL")
+    joined = pc.binary_join(pa.ListArray.from_arrays(lists.offsets, text, mask=lists.is_null()), ",")
+    return pc.binary_join_element_wise("{", joined, "}", "")

@@ -1,0 +1,143 @@
+"""The named statements of the pipeline and the ledger, on DuckDB and PostgreSQL.
+
+Table names that need quoting (capitals, spaces, a schema) go through a whole run: build, submit
+to the local server, collect, load, the already-answered lookup, the report and a rerun.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import pyarrow as pa
+import pytest
+
+from include.sample_data.reviews import generate_reviews
+from llm_batch.collect import collect_shard
+from llm_batch.ledger import BatchLedger, LedgerEntry
+from llm_batch.pipeline import RunWindow, build_run, load_run, report_run, settled_requests
+from llm_batch.submission import ShardSpec, submit_shard
+from llm_batch.triggers import batch_summary
+from llm_batch.warehouse import Warehouse, quote_table
+from llm_batch.warehouse.queries import record_run
+from llm_batch.warehouse.tables import FAILURE_TABLE_KEY, FAILURE_TABLE_SCHEMA, RUNS_SCHEMA, RUNS_TABLE
+from tests.batch_server import wait_for_batch
+from tests.llm_batch.jobs import sentiment_job
+
+DAY = dt.date(2026, 11, 22)
+WINDOW = RunWindow(DAY, DAY + dt.timedelta(days=1))
+
+
+def current_schema(warehouse: Warehouse) -> str:
+    return warehouse.read_arrow("SELECT current_schema() AS s").column("s")[0].as_py()
+
+
+def count(warehouse: Warehouse, table: str) -> int:
+    return warehouse.read_arrow(f"SELECT count(*) AS n FROM {quote_table(table)}").column("n")[0].as_py()
+
+
+def failure_rows(job_name: str, *rows: tuple[str, str, str]) -> pa.Table:
+    """Failures recorded by an earlier run: (key, request fingerprint, stage)."""
+    return pa.Table.from_pylist(
+        [
+            {"key": key, "row_date": DAY, "request_fingerprint": fingerprint, "stage": stage,
+             "reason": "server_error", "attempt": 1, "job": job_name, "recorded_at": dt.datetime(2026, 11, 23)}
+            for key, fingerprint, stage in rows
+        ],
+        FAILURE_TABLE_SCHEMA,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("qualified", [False, True], ids=["bare", "schema-qualified"])
+def test_table_names_that_need_quoting_work_through_a_whole_run(
+    warehouse: Warehouse, client, tmp_path, qualified: bool
+) -> None:
+    prefix = f"{current_schema(warehouse)}_extra." if qualified else ""
+    job = sentiment_job(
+        storage_url=(tmp_path / "files").as_uri(),
+        target_table=f"{prefix}Review Sentiment",
+        failures_table=f"{prefix}Batch Failures",
+    )
+    rows = generate_reviews(DAY, 1, per_day=(25, 25))
+    built = build_run(job, WINDOW, rows, settled_requests(job, WINDOW, warehouse))
+    (spec,) = [ShardSpec.from_dict(s) for s in built["shards"]]
+    submitted = submit_shard(client, BatchLedger(warehouse), job, spec)
+    done = batch_summary(wait_for_batch(client, submitted["batch_id"]))
+    outcome = collect_shard(client, job, spec, done, submission_key=spec.submission_key)
+    assert outcome["results"] == spec.requests > 0
+
+    # An earlier run left failures: one for a key now answered, one that failed for good.
+    answered_key = rows.column("review_id")[0].as_py()
+    warehouse.ensure_table(job.failures_table, FAILURE_TABLE_SCHEMA, primary_key=FAILURE_TABLE_KEY)
+    warehouse.replace_rows(
+        job.failures_table,
+        failure_rows(job.name, (answered_key, "old", "batch"), ("gone", "fp-gone", "request")),
+        match_columns=FAILURE_TABLE_KEY,
+    )
+
+    args = (job, WINDOW, warehouse, [outcome], built["summary"]["rejections_path"])
+    loaded = load_run(*args, logical_date=DAY)
+    assert loaded["results"] == count(warehouse, job.target_table) == spec.requests
+    failures_after_first_load = count(warehouse, job.failures_table)
+    keys = warehouse.read_arrow(f'SELECT "key" FROM {quote_table(job.failures_table)}').column("key")
+    assert answered_key not in keys.to_pylist() and "gone" in keys.to_pylist()
+
+    settled = settled_requests(job, WINDOW, warehouse)
+    assert len(settled) == spec.requests + 1 and ("gone", "fp-gone") in settled
+    assert build_run(job, WINDOW, rows, settled)["summary"]["requests"] == 0
+
+    assert load_run(*args, logical_date=DAY)["replaced"] == spec.requests  # a rerun changes nothing
+    assert count(warehouse, job.target_table) == spec.requests
+    assert count(warehouse, job.failures_table) == failures_after_first_load
+
+    report = report_run(job, built["summary"], [outcome], run_id="run-1", warehouse=warehouse)
+    stored = warehouse.read_arrow(f"SELECT * FROM {RUNS_TABLE}").to_pylist()
+    assert [(r["job"], r["run_id"], r["results"]) for r in stored] == [(job.name, "run-1", report["results"])]
+
+
+def test_table_exists_resolves_names_as_queries_do(warehouse: Warehouse) -> None:
+    extra = f"{current_schema(warehouse)}_extra"
+    warehouse.ensure_table(f"{extra}.Mixed Case", pa.schema([("k", pa.int64())]))
+    warehouse.execute('CREATE VIEW "a view" AS SELECT 1 AS k')
+    assert warehouse.table_exists(f"{extra}.Mixed Case")
+    assert warehouse.table_exists("a view")
+    assert not warehouse.table_exists("Mixed Case")  # in another schema than the current one
+    assert not warehouse.table_exists("no_such_schema.Mixed Case")
+    # DuckDB resolves names without regard to case; PostgreSQL takes a quoted name as written.
+    assert warehouse.table_exists(f"{extra}.mixed case") == (warehouse.dialect == "duckdb")
+
+
+def entry(key: str, minute: int, **changes) -> LedgerEntry:
+    fields = {f.name: None for f in dataclasses.fields(LedgerEntry)}
+    fields.update(
+        submission_key=key, job="review_sentiment", interval_label="2026-11-22", shard=0, attempt=1,
+        generation=1, content_digest="d", job_fingerprint="f", model="gpt-4o-mini",
+        endpoint="/v1/chat/completions", requests=3, status="intent",
+        intent_at=dt.datetime(2026, 11, 22, 0, minute),
+    )  # fmt: skip
+    return LedgerEntry(**{**fields, **changes})
+
+
+def test_the_ledger_statements_behave_alike(warehouse: Warehouse) -> None:
+    ledger = BatchLedger(warehouse)
+    ledger.record_intent(entry("b", minute=2))
+    ledger.record_intent(entry("a", minute=5, interval_label="2026-11-23"))
+    ledger.record_intent(entry("b", minute=9, status="lost"))  # a racing attempt: the first row stays
+    ledger.update("b", batch_id="batch_1", status="completed", cost_usd=0.25)
+
+    assert ledger.get("b") == entry("b", minute=2, batch_id="batch_1", status="completed", cost_usd=0.25)
+    assert ledger.get("missing") is None
+    assert [e.submission_key for e in ledger.entries("review_sentiment")] == ["b", "a"]  # by intent time
+    assert [e.submission_key for e in ledger.entries("review_sentiment", "2026-11-23")] == ["a"]
+    assert BatchLedger(warehouse).entries("other_job") == []  # opening it again keeps the rows
+    with pytest.raises(ValueError, match="unknown ledger columns"):
+        ledger.update("b", **{"status = 'x' --": "y"})
+
+
+def test_a_run_row_must_have_the_columns_of_the_runs_table(warehouse: Warehouse) -> None:
+    row = dict.fromkeys(RUNS_SCHEMA.names, None) | {"job": "j", "window": "w", "run_id": "r", "cost_usd": 0}
+    record_run(warehouse, row)
+    record_run(warehouse, row | {"cost_usd": 0.5})  # the same run reported again replaces its row
+    assert warehouse.read_arrow(f"SELECT cost_usd FROM {RUNS_TABLE}").to_pylist() == [{"cost_usd": 0.5}]
+    with pytest.raises(ValueError, match=r"unknown: \['surprise'\], missing: \['reported_at'\]"):
+        record_run(warehouse, {k: v for k, v in row.items() if k != "reported_at"} | {"surprise": 1})
