@@ -20,6 +20,29 @@ if _CLOCK_OFFSET:
 
     _time_machine.travel(_time.time() + float(_CLOCK_OFFSET), tick=True).start()
 
+    # SQLite's CURRENT_TIMESTAMP reads the real clock in C: Airflow's ``func.now()`` (which runs
+    # are due, which runs may start) must read the moved one.
+    try:
+        import datetime as _dt
+        import sqlite3 as _sqlite3
+
+        from sqlalchemy import event as _event
+        from sqlalchemy.dialects.sqlite.base import SQLiteCompiler as _SQLiteCompiler
+        from sqlalchemy.engine import Engine as _Engine
+    except ImportError:  # a process without SQLAlchemy
+        pass
+    else:
+
+        def _moved_now() -> str:
+            return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+        @_event.listens_for(_Engine, "connect")
+        def _register_moved_now(dbapi_connection, _record) -> None:
+            if isinstance(dbapi_connection, _sqlite3.Connection):
+                dbapi_connection.create_function("e2e_moved_now", 0, _moved_now)
+
+        _SQLiteCompiler.visit_now_func = lambda self, fn, **kw: "e2e_moved_now()"
+
 _MARKER = os.environ.get("LLM_BATCH_CHAOS_CRASH_AFTER_CREATE")
 
 if _MARKER:
