@@ -162,3 +162,39 @@ def test_ledger_rows_hold_no_secret(setup):
         submit_shard(backend_on(server), BatchLedger(warehouse), job, spec)
         rows = warehouse.read_arrow("SELECT * FROM llm_batch_ledger").to_pylist()
     assert rows and server.api_key not in json.dumps(rows, default=str)
+
+
+def test_a_run_moved_to_another_account_submits_there_instead_of_re_attaching(setup, start_server):
+    server, job, spec, _, warehouse_path = setup
+    other_server = start_server(name="other")
+    here = backend_on(server)
+    there = OpenAIBatchBackend("openai_other", client=other_server.client())
+    same_server_other_conn = OpenAIBatchBackend("openai_other", client=server.client())
+    with duckdb_warehouse(warehouse_path) as warehouse:
+        first = submit_shard(here, BatchLedger(warehouse), job, spec)
+        moved = submit_shard(there, BatchLedger(warehouse), job, spec)
+        renamed = submit_shard(same_server_other_conn, BatchLedger(warehouse), job, spec)
+        again = submit_shard(here, BatchLedger(warehouse), job, spec)
+
+    assert len({here.account, there.account, same_server_other_conn.account}) == 3
+    assert moved["reattached"] is False and [b.id for b in batches_on(other_server)] == [moved["batch_id"]]
+    assert renamed["reattached"] is False and renamed["batch_id"] != first["batch_id"]
+    assert again["reattached"] is True and again["batch_id"] == first["batch_id"]
+    assert len({first["submission_key"], moved["submission_key"], renamed["submission_key"]}) == 3
+
+
+def test_an_old_row_whose_batch_this_account_does_not_know_is_not_re_attached(setup, start_server):
+    server, job, spec, _, warehouse_path = setup
+    old_server = start_server(name="old")
+    with duckdb_warehouse(warehouse_path) as warehouse:
+        ledger = BatchLedger(warehouse)
+        old = submit_shard(backend_on(old_server), ledger, job, spec)
+        # As the code before the account was part of the identity keyed it.
+        warehouse.execute(
+            "UPDATE llm_batch_ledger SET submission_key = :legacy WHERE submission_key = :key",
+            {"legacy": spec.legacy_submission_key, "key": old["submission_key"]},
+        )
+        moved = submit_shard(backend_on(server), ledger, job, spec)
+
+    assert moved["reattached"] is False and moved["submission_key"] == key_on(server, spec)
+    assert [b.id for b in batches_on(server)] == [moved["batch_id"]] != [old["batch_id"]]

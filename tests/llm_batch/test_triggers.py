@@ -15,7 +15,6 @@ from openai.resources.batches import AsyncBatches
 
 from llm_batch.backends import CredentialsRejected
 from llm_batch.backends.openai import OpenAIBatchBackend
-from llm_batch.backends.retry import backoff_seconds
 from llm_batch.backends.shared_clients import close_shared_async_clients, shared_async_clients
 from llm_batch.triggers import BatchTrigger
 from local_batch_api.faults import METADATA_KEY
@@ -139,15 +138,6 @@ async def test_transient_errors_back_off_and_still_end_terminal(start_server, us
     assert event["status"] == "terminal" and event["batch"]["status"] == "completed"
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings and all(f" {status}: " in message for message in warnings)
-
-
-def test_backoff_grows_with_jitter_up_to_the_cap_and_honours_retry_after():
-    delays = [backoff_seconds(n, base=1.0, cap=8.0) for n in range(1, 8) for _ in range(50)]
-    assert all(0.5 <= d <= 8.0 for d in delays)
-    assert max(backoff_seconds(1, 1.0, 8.0) for _ in range(50)) <= 1.0
-    assert min(backoff_seconds(6, 1.0, 8.0) for _ in range(50)) >= 4.0
-    assert backoff_seconds(1, 1.0, 8.0, retry_after=5.0) == 5.0
-    assert backoff_seconds(1, 1.0, 8.0, retry_after=60.0) == 8.0
 
 
 async def test_unknown_batch_gives_an_error_event(shared_server, use_server):
