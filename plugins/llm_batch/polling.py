@@ -10,7 +10,7 @@ the sensor on its worker.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from llm_batch.backends.errors import BackendError, CredentialsRejected
 from llm_batch.backends.records import BatchState
@@ -24,8 +24,7 @@ class PollAction(enum.Enum):
     WAIT = "wait"  # look again after ``delay`` seconds
 
 
-@dataclass(frozen=True)
-class PollDecision:
+class PollDecision(NamedTuple):  # a tuple: made after every poll of every wait
     action: PollAction
     delay: float = 0.0
     state: BatchState | None = None

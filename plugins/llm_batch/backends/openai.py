@@ -263,13 +263,23 @@ def _failed_line(line: dict[str, Any]) -> ResultLine:
     )
 
 
-@contextlib.contextmanager
-def _translated(*, cancelling: bool = False) -> Iterator[None]:
-    """Raise the SDK's exceptions as ``BackendError``s (the one vocabulary callers handle)."""
-    try:
-        yield
-    except openai.OpenAIError as exc:
-        raise _backend_error(exc, cancelling=cancelling) from None  # the SDK's chain may quote a key
+class _translated:  # lower case: read as a context manager, like contextlib's
+    """Raise the SDK's exceptions as ``BackendError``s (the one vocabulary callers handle).
+
+    A class rather than a generator: it wraps every poll of every wait.
+    """
+
+    __slots__ = ("cancelling",)
+
+    def __init__(self, *, cancelling: bool = False) -> None:
+        self.cancelling = cancelling
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if isinstance(exc, openai.OpenAIError):
+            raise _backend_error(exc, cancelling=self.cancelling) from None  # the SDK's chain may quote a key
 
 
 def _backend_error(exc: openai.OpenAIError, *, cancelling: bool) -> BackendError:

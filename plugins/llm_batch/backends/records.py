@@ -35,15 +35,16 @@ _TERMINAL = frozenset({BatchStatus.COMPLETED, BatchStatus.FAILED, BatchStatus.EX
 TERMINAL_STATUSES = frozenset(status.value for status in _TERMINAL)
 
 
-@dataclass(frozen=True, slots=True)
-class RequestCounts:
+# A state and its parts are named tuples: immutable, and cheap to build on every poll of a thousand waits.
+
+
+class RequestCounts(NamedTuple):
     total: int = 0
     completed: int = 0
     failed: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class TokenUsage:
+class TokenUsage(NamedTuple):
     """Tokens the provider billed for the batch; cached and reasoning tokens are priced apart."""
 
     input_tokens: int = 0
@@ -53,8 +54,7 @@ class TokenUsage:
     reasoning_tokens: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class BatchProblem:
+class BatchProblem(NamedTuple):
     """Why a batch as a whole failed, e.g. one invalid input line or an exhausted quota."""
 
     code: str | None
@@ -63,8 +63,7 @@ class BatchProblem:
     line: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class BatchTimes:
+class BatchTimes(NamedTuple):
     """The provider's clock for each step of the batch, in epoch seconds (``None`` until reached)."""
 
     created_at: int | None = None
@@ -82,11 +81,10 @@ class BatchTimes:
         return self.completed_at or self.expired_at or self.cancelled_at or self.finalizing_at
 
 
-TIMESTAMP_FIELDS = tuple(BatchTimes.__dataclass_fields__)
+TIMESTAMP_FIELDS = BatchTimes._fields
 
 
-@dataclass(frozen=True, slots=True)
-class BatchState:
+class BatchState(NamedTuple):
     """One look at a batch. ``input_ref``, ``output_ref`` and ``error_ref`` are the provider's
     handles of the batch's input, answers and failed requests (file ids where the provider keeps
     files); only the backend that wrote them reads them."""
@@ -95,10 +93,10 @@ class BatchState:
     status: BatchStatus
     endpoint: str | None = None
     model: str | None = None
-    counts: RequestCounts = field(default_factory=RequestCounts)
-    usage: TokenUsage = field(default_factory=TokenUsage)
+    counts: RequestCounts = RequestCounts()
+    usage: TokenUsage = TokenUsage()
     problems: tuple[BatchProblem, ...] = ()
-    times: BatchTimes = field(default_factory=BatchTimes)
+    times: BatchTimes = BatchTimes()
     input_ref: str | None = None
     output_ref: str | None = None
     error_ref: str | None = None
@@ -156,8 +154,8 @@ class BatchState:
             status=BatchStatus(summary["status"]),
             endpoint=summary.get("endpoint"),
             model=summary.get("model"),
-            counts=RequestCounts(**{k: counts.get(k) or 0 for k in RequestCounts.__dataclass_fields__}),
-            usage=TokenUsage(**{k: usage.get(k) or 0 for k in TokenUsage.__dataclass_fields__}),
+            counts=RequestCounts(**{k: counts.get(k) or 0 for k in RequestCounts._fields}),
+            usage=TokenUsage(**{k: usage.get(k) or 0 for k in TokenUsage._fields}),
             problems=tuple(
                 BatchProblem(e.get("code"), e.get("message"), e.get("param"), e.get("line"))
                 for e in summary.get("errors") or []
