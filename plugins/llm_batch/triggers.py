@@ -67,8 +67,10 @@ class BatchTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         loop = asyncio.get_running_loop()
         backend = batch_backend(self.conn_id)
+        await backend.aconnect()
         # A random phase spreads the polls of waits that start together (a triggerer restart
-        # re-creates all of them at once); the sensor has just checked the batch anyway.
+        # re-creates all of them at once); the sensor has just checked the batch anyway. It
+        # follows the client's creation: waits queued behind it would otherwise poll in step.
         await asyncio.sleep(random.uniform(0, self.poll_interval))
         poll = BatchPoll(self.poll_interval, self.max_backoff, first_poll_at=loop.time())
         while True:

@@ -73,6 +73,14 @@ class BatchBackend(ABC):
         """Read the connection again on the next call (after a 401: the key may have been rotated)."""
 
     @abstractmethod
+    async def aconnect(self) -> None:
+        """Make the loop's shared client ready.
+
+        Called before a wait's first poll: a thousand waits that start together then queue
+        once behind the client's creation, before their polls are spread out, not after.
+        """
+
+    @abstractmethod
     async def aretrieve(self, batch_id: str, *, timeout: float | None = None) -> BatchState:
         """:meth:`retrieve` on the event loop, through the loop's shared client."""
 

@@ -184,6 +184,9 @@ class OpenAIBatchBackend(BatchBackend):
         # A copy with other options keeps using the built client's connection pool.
         return (await OpenAIHook(conn_id=self.conn_id).aget_conn()).with_options(max_retries=0)
 
+    async def aconnect(self) -> None:
+        await self._shared()
+
     async def aretrieve(self, batch_id: str, *, timeout: float | None = None) -> BatchState:
         client = await self._shared()
         with _translated():
