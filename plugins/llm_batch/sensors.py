@@ -16,7 +16,7 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowException
 
 from llm_batch.backends import BackendError, BatchAlreadyEnded, BatchBackend, batch_backend
-from llm_batch.backends.openai import DEFAULT_CONN_ID
+from llm_batch.backends.openai_backend import DEFAULT_CONN_ID
 from llm_batch.backends.retry import ONCE
 from llm_batch.polling import BatchPoll, PollAction, PollDecision
 from llm_batch.triggers import BatchTrigger

@@ -16,7 +16,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from llm_batch.backends import BackendError, BatchAlreadyEnded, RetryPolicy, batch_backend
-from llm_batch.backends.openai import DEFAULT_CONN_ID
+from llm_batch.backends.openai_backend import DEFAULT_CONN_ID
 from llm_batch.polling import BatchPoll, PollAction
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 from include.sample_data.reviews import generate_reviews
-from llm_batch.backends.openai import OpenAIBatchBackend, batch_state
+from llm_batch.backends.openai_backend import OpenAIBatchBackend, batch_state
 from llm_batch.collect import BatchFailedError, collect_shard
 from llm_batch.pipeline import RunWindow, build_run
 from llm_batch.storage import ObjectStoragePath, read_table

@@ -13,7 +13,7 @@ import pytest
 from openai import OpenAI
 
 from include.sample_data.reviews import generate_reviews
-from llm_batch.backends.openai import METADATA_KEY, OpenAIBatchBackend, batch_state
+from llm_batch.backends.openai_backend import METADATA_KEY, OpenAIBatchBackend, batch_state
 from llm_batch.collect import collect_shard
 from llm_batch.ledger import BatchLedger
 from llm_batch.pipeline import RunWindow, build_run, load_run
@@ -58,7 +58,7 @@ from llm_batch import ledger, submission
 from llm_batch.warehouse import duckdb_warehouse
 from tests.llm_batch.jobs import sentiment_job
 from openai import OpenAI
-from llm_batch.backends.openai import OpenAIBatchBackend
+from llm_batch.backends.openai_backend import OpenAIBatchBackend
 
 real_update = ledger.BatchLedger.update
 def update(self, key, **changes):

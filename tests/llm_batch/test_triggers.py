@@ -14,7 +14,7 @@ from airflow.providers.openai.hooks.openai import OpenAIHook
 from openai.resources.batches import AsyncBatches
 
 from llm_batch.backends import CredentialsRejected
-from llm_batch.backends.openai import OpenAIBatchBackend
+from llm_batch.backends.openai_backend import OpenAIBatchBackend
 from llm_batch.backends.shared_clients import close_shared_async_clients, shared_async_clients
 from llm_batch.triggers import BatchTrigger
 from local_batch_api.faults import METADATA_KEY

@@ -19,7 +19,7 @@ from airflow.sdk.exceptions import AirflowException
 
 from include.sample_data.reviews import generate_reviews
 from llm_batch.backends import BatchState, batch_backend
-from llm_batch.backends.openai import METADATA_GENERATION, METADATA_KEY
+from llm_batch.backends.openai_backend import METADATA_GENERATION, METADATA_KEY
 from llm_batch.backends.shared_clients import close_shared_async_clients
 from llm_batch.collect import collect_shard
 from llm_batch.ledger import BatchLedger, LedgerEntry, utcnow

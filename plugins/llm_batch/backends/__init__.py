@@ -1,4 +1,9 @@
-"""Batch providers behind one interface: see ``base.BatchBackend`` and the records it speaks."""
+"""Batch providers behind one interface: see ``base.BatchBackend`` and the records it speaks.
+
+A provider's module is named ``<provider>_backend``, never after its SDK: Airflow imports every
+file under ``plugins/`` by its bare name too, and a file called ``openai.py`` would shadow the
+``openai`` package in every worker.
+"""
 
 from __future__ import annotations
 
@@ -39,6 +44,6 @@ def batch_backend(conn_id: str) -> BatchBackend:
     Every connection is served by the OpenAI backend (OpenAI, Azure's v1 surface, the local
     server); other providers will be chosen here by connection type.
     """
-    from llm_batch.backends.openai import OpenAIBatchBackend
+    from llm_batch.backends.openai_backend import OpenAIBatchBackend
 
     return OpenAIBatchBackend(conn_id)

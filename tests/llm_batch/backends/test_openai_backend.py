@@ -20,7 +20,12 @@ from llm_batch.backends import (
     SubmissionTag,
     batch_backend,
 )
-from llm_batch.backends.openai import METADATA_GENERATION, METADATA_KEY, OpenAIBatchBackend, _failed_line
+from llm_batch.backends.openai_backend import (
+    METADATA_GENERATION,
+    METADATA_KEY,
+    OpenAIBatchBackend,
+    _failed_line,
+)
 from llm_batch.backends.shared_clients import close_shared_async_clients, shared_async_clients
 from local_batch_api.faults import METADATA_KEY as FAULTS_KEY
 from tests.batch_server import wait_for_batch
