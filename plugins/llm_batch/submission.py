@@ -18,13 +18,14 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from llm_batch.backends import BatchBackend, BatchInput, BatchNotFound, BatchState, SubmissionTag
+from llm_batch.backends import BatchBackend, BatchInput, BatchNotFound, BatchState, RetryPolicy, SubmissionTag
 from llm_batch.job import BatchJob
 from llm_batch.ledger import BatchLedger, LedgerEntry, utcnow
 from llm_batch.storage import ObjectStoragePath
 
 log = logging.getLogger(__name__)
 
+LOOKUP_RETRY = RetryPolicy(tries=3, base=1.0, cap=30.0)
 # Batch-level failures that say nothing about the content: submitting the same bytes later may work.
 RETRYABLE_BATCH_ERRORS = frozenset({"token_limit_exceeded", "rate_limit_exceeded", "server_error"})
 
@@ -89,7 +90,7 @@ def submit_shard(
         ledger.record_intent(_intent(job, spec, key, run_id, generation=1))
         entry = ledger.get(key)
     elif entry.batch_id:
-        state = backend.retrieve(entry.batch_id)
+        state = backend.retrieve(entry.batch_id, retry=LOOKUP_RETRY)
         if not _failed_for_a_retryable_reason(state):
             log.info(
                 "Re-attaching shard %s round %s to batch %s (%s)",
@@ -145,7 +146,7 @@ def _legacy_batch(backend: BatchBackend, ledger: BatchLedger, spec: ShardSpec) -
         return None
     if entry.batch_id:
         try:
-            state = backend.retrieve(entry.batch_id)
+            state = backend.retrieve(entry.batch_id, retry=LOOKUP_RETRY)
         except BatchNotFound:
             log.warning(
                 "Batch %s of an earlier version is not in %s; submitting afresh",

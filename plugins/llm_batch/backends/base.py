@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import ClassVar
 
 from llm_batch.backends.records import BatchInput, BatchState, ResultLine, SubmissionTag, SubmitResult
-from llm_batch.backends.retry import RetryPolicy
+from llm_batch.backends.retry import ONCE, RetryPolicy
 
 
 class BatchBackend(ABC):
@@ -57,8 +57,10 @@ class BatchBackend(ABC):
         """
 
     @abstractmethod
-    def retrieve(self, batch_id: str, *, timeout: float | None = None) -> BatchState:
-        """One look at the batch; no retries (the poll decision owns the pace of polling)."""
+    def retrieve(
+        self, batch_id: str, *, retry: RetryPolicy = ONCE, timeout: float | None = None
+    ) -> BatchState:
+        """A look at the batch; tried once by default, because pollers own the pace of polling."""
 
     @abstractmethod
     def cancel(self, batch_id: str, *, retry: RetryPolicy, timeout: float | None = None) -> BatchState:

@@ -36,7 +36,7 @@ from llm_batch.backends.records import (
     SubmitResult,
     TokenUsage,
 )
-from llm_batch.backends.retry import RetryPolicy, acall_with_retries, call_with_retries
+from llm_batch.backends.retry import ONCE, RetryPolicy, acall_with_retries, call_with_retries
 from llm_batch.backends.shared_clients import discard_shared_async_client, shared_async_client
 
 log = logging.getLogger(__name__)
@@ -135,9 +135,14 @@ class OpenAIBatchBackend(BatchBackend):
 
         return call_with_retries(scan, READ_RETRY, "Looking for the batch by its key")
 
-    def retrieve(self, batch_id: str, *, timeout: float | None = None) -> BatchState:
-        with _translated():
-            return batch_state(self.client.batches.retrieve(batch_id, **_timeout(timeout)))
+    def retrieve(
+        self, batch_id: str, *, retry: RetryPolicy = ONCE, timeout: float | None = None
+    ) -> BatchState:
+        def retrieve_once() -> BatchState:
+            with _translated():
+                return batch_state(self.client.batches.retrieve(batch_id, **_timeout(timeout)))
+
+        return call_with_retries(retrieve_once, retry, f"Looking at batch {batch_id}")
 
     def cancel(self, batch_id: str, *, retry: RetryPolicy, timeout: float | None = None) -> BatchState:
         def cancel_once() -> BatchState:
