@@ -234,7 +234,7 @@ async def measure(
 
 
 async def run_ours(stub: Stub, args: argparse.Namespace) -> Result:
-    from llm_batch.clients import close_shared_async_clients
+    from llm_batch.backends.shared_clients import close_shared_async_clients
     from llm_batch.triggers import BatchTrigger
 
     try:

@@ -1,7 +1,7 @@
 """Turning a finished batch into result rows, failure rows and a follow-up shard.
 
-Output and error files are streamed line by line and joined to the shard's index on
-``custom_id``; output order means nothing. Every request of the shard ends in exactly one
+The batch's result lines are streamed from its backend line by line and joined to the shard's
+index on ``custom_id``; their order means nothing. Every request of the shard ends in exactly one
 bucket: a result, a failure with its reason, or a retry (expired, cancelled, rate limited,
 server error or never run) that goes into the next round while rounds remain.
 """
@@ -18,9 +18,9 @@ from typing import Any
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-from openai import OpenAI
 
 from llm_batch import answers
+from llm_batch.backends import BatchBackend, BatchState, LineOutcome, ResultLine
 from llm_batch.job import CHAT, EMBEDDINGS, BatchJob
 from llm_batch.ledger import utcnow
 from llm_batch.pricing import cost_of
@@ -32,7 +32,8 @@ from llm_batch.warehouse.tables import FAILURE_SCHEMA, answer_schema, results_sc
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
-RETRYABLE_ERROR_CODES = {"batch_expired": "batch_expired", "batch_cancelled": "batch_cancelled"}
+# Requests the batch never ran: the next round sends them again, under these reasons.
+NEVER_RAN = {LineOutcome.EXPIRED: "batch_expired", LineOutcome.CANCELLED: "batch_cancelled"}
 
 
 class BatchFailedError(RuntimeError):
@@ -60,9 +61,12 @@ def describe_batch_errors(summary: dict[str, Any], limit: int = 20) -> str:
 
 
 def collect_shard(
-    client: OpenAI, job: BatchJob, spec: ShardSpec, summary: dict[str, Any], *, submission_key: str
+    backend: BatchBackend, job: BatchJob, spec: ShardSpec, summary: dict[str, Any], *, submission_key: str
 ) -> dict[str, Any]:
-    """Parse the batch's files; write results, failures and the next round's shard next to the input."""
+    """Parse the batch's result lines; write results, failures and the next round's shard next to the input.
+
+    ``summary`` is the wait step's XCom (``BatchState.to_summary()``, or a summary of an earlier version).
+    """
     batch_id = summary["id"]
     index = _index(spec)
     collected = Collected()
@@ -77,10 +81,16 @@ def collect_shard(
         # e.g. the enqueued-token limit: the content is fine, so the whole shard goes to the next round.
         collected.retry = {custom_id: "_".join(sorted(codes)) for custom_id in index}
         seen.update(index)
-    for line in _lines(client, summary.get("output_file_id")):
-        _take_output(job, line, index, batch_id, spec, collected, seen)
-    for line in _lines(client, summary.get("error_file_id")):
-        _take_error(line, index, batch_id, spec, collected, seen)
+    for line in backend.results(BatchState.from_summary(summary)):
+        if line.custom_id not in index or line.custom_id in seen:
+            kind = "output" if line.outcome is LineOutcome.ANSWERED else "error"
+            log.warning("Ignoring %s line for unknown or repeated custom_id %r", kind, line.custom_id)
+            continue
+        seen.add(line.custom_id)
+        if line.outcome is LineOutcome.ANSWERED:
+            _take_output(job, line, index, batch_id, spec, collected)
+        else:
+            _take_error(line, index, batch_id, spec, collected)
     for custom_id in index.keys() - seen:
         collected.retry[custom_id] = "not_executed"  # e.g. left unfinished by a cancel
 
@@ -153,23 +163,10 @@ def _custom_ids(spec: ShardSpec) -> Iterator[str]:
                 yield orjson.loads(raw)["custom_id"]
 
 
-def _lines(client: OpenAI, file_id: str | None) -> Iterator[dict[str, Any]]:
-    if not file_id:
-        return
-    with client.files.with_streaming_response.content(file_id) as response:
-        for raw in response.iter_lines():
-            if raw.strip():
-                yield orjson.loads(raw)
-
-
-def _take_output(job, line, index, batch_id, spec, collected: Collected, seen: set[str]) -> None:
-    custom_id = line.get("custom_id")
-    if custom_id not in index or custom_id in seen:
-        log.warning("Ignoring output line for unknown or repeated custom_id %r", custom_id)
-        return
-    seen.add(custom_id)
+def _take_output(job, line: ResultLine, index, batch_id, spec, collected: Collected) -> None:
+    custom_id = line.custom_id
     row = index[custom_id]
-    body = (line.get("response") or {}).get("body") or {}
+    body = line.body or {}
     usage = body.get("usage") or {}
     input_tokens = int(usage.get("prompt_tokens", usage.get("input_tokens", 0)) or 0)
     output_tokens = int(usage.get("completion_tokens", usage.get("output_tokens", 0)) or 0)
@@ -212,23 +209,15 @@ def _answer_fields(job: BatchJob, body: dict[str, Any]) -> dict[str, Any]:
     return answers.parse_answer(job.output_schema, text)
 
 
-def _take_error(line, index, batch_id, spec, collected: Collected, seen: set[str]) -> None:
-    custom_id = line.get("custom_id")
-    if custom_id not in index or custom_id in seen:
-        log.warning("Ignoring error line for unknown or repeated custom_id %r", custom_id)
-        return
-    seen.add(custom_id)
-    error = line.get("error") or {}
-    response = line.get("response") or {}
-    status = response.get("status_code")
-    body_error = ((response.get("body") or {}).get("error")) or {}
-    if error.get("code") in RETRYABLE_ERROR_CODES:
-        collected.retry[custom_id] = RETRYABLE_ERROR_CODES[error["code"]]
+def _take_error(line: ResultLine, index, batch_id, spec, collected: Collected) -> None:
+    custom_id, status = line.custom_id, line.status_code
+    if line.outcome in NEVER_RAN:
+        collected.retry[custom_id] = NEVER_RAN[line.outcome]
     elif status in RETRYABLE_STATUS:
         collected.retry[custom_id] = "rate_limited" if status == 429 else f"server_error_{status}"
     else:
-        reason = body_error.get("code") or error.get("code") or f"http_{status}"
-        detail = body_error.get("message") or error.get("message") or "no message"
+        reason = line.error_code or f"http_{status}"
+        detail = line.error_message or "no message"
         collected.failures.append(
             _failure(index[custom_id], custom_id, "request", reason, detail, batch_id, spec)
         )

@@ -146,7 +146,7 @@ def _submit_task(job: BatchJob, pool: dict[str, Any]):
     @task(task_id="submit", **pool)
     def submit(spec: dict[str, Any], **context: Any) -> dict[str, Any]:
         """Create this shard's batch, or re-attach to the one an earlier try already created."""
-        from llm_batch.clients import sync_client
+        from llm_batch.backends import batch_backend
         from llm_batch.ledger import BatchLedger
         from llm_batch.submission import ShardSpec, submit_shard
         from llm_batch.warehouse import warehouse_for_conn_id
@@ -156,7 +156,7 @@ def _submit_task(job: BatchJob, pool: dict[str, Any]):
         run_job = _job_for(job, context)
         with warehouse_for_conn_id(run_job.warehouse_conn_id) as warehouse:
             return submit_shard(
-                sync_client(run_job.openai_conn_id),
+                batch_backend(run_job.openai_conn_id),
                 BatchLedger(warehouse),
                 run_job,
                 ShardSpec.from_dict(spec),
@@ -170,7 +170,7 @@ def _collect_task(job: BatchJob, pool: dict[str, Any]):
     @task(task_id="collect", **pool)
     def collect(pair: tuple[dict[str, Any], dict[str, Any]], **context: Any) -> dict[str, Any]:
         """Parse the finished batch into results, failures and the next round's requests."""
-        from llm_batch.clients import sync_client
+        from llm_batch.backends import batch_backend
         from llm_batch.collect import BatchFailedError, collect_shard
         from llm_batch.ledger import BatchLedger, utcnow
         from llm_batch.submission import ShardSpec
@@ -183,7 +183,7 @@ def _collect_task(job: BatchJob, pool: dict[str, Any]):
             ledger = BatchLedger(warehouse)
             try:
                 outcome = collect_shard(
-                    sync_client(run_job.openai_conn_id),
+                    batch_backend(run_job.openai_conn_id),
                     run_job,
                     ShardSpec.from_dict(submitted["spec"]),
                     summary,

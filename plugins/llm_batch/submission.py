@@ -1,38 +1,31 @@
 """Idempotent submission of one shard: a retry, a crash or a clear re-attaches, never pays twice.
 
-The identity of a submission excludes the try number: job, interval, shard, attempt (the
-follow-up round, not Airflow's try) and the digest of the exact bytes sent. The same identity
-always maps to the same batch; different bytes are a different batch.
+The identity of a submission excludes the try number: the account (connection id and base URL),
+job, interval, shard, attempt (the follow-up round, not Airflow's try) and the digest of the
+exact bytes sent. The same identity always maps to the same batch; different bytes, or another
+account, are a different batch. Ledger rows written before the account was part of the identity
+are still found, so an upgrade never pays twice.
 
-Order of effects, each recorded before the next: ledger intent, file upload, batch create,
-ledger batch id. The create call carries the identity in its metadata and is never retried
-blindly by the SDK, so a create that timed out but succeeded is found again, not duplicated.
+Order of effects, each recorded before the next: ledger intent, input upload, batch create,
+ledger batch id. The backend's create carries the identity with the batch, so a create that
+timed out but succeeded is found again, not duplicated.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
-import io
 import logging
-import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import openai
-from openai import OpenAI
-
+from llm_batch.backends import BatchBackend, BatchInput, BatchNotFound, BatchState, RetryPolicy, SubmissionTag
 from llm_batch.job import BatchJob
 from llm_batch.ledger import BatchLedger, LedgerEntry, utcnow
 from llm_batch.storage import ObjectStoragePath
 
 log = logging.getLogger(__name__)
 
-METADATA_KEY = "llm_batch_key"
-METADATA_GENERATION = "llm_batch_generation"
-ORPHAN_SCAN_LIMIT = 500
-CLOCK_SLACK = dt.timedelta(minutes=10)
-CREATE_TRIES = 6
+LOOKUP_RETRY = RetryPolicy(tries=3, base=1.0, cap=30.0)
 # Batch-level failures that say nothing about the content: submitting the same bytes later may work.
 RETRYABLE_BATCH_ERRORS = frozenset({"token_limit_exceeded", "rate_limit_exceeded", "server_error"})
 
@@ -53,9 +46,17 @@ class ShardSpec:
     digest: str
     identity_salt: str = ""  # set by forced runs, so they pay for fresh answers instead of re-attaching
 
+    def submission_key_for(self, account: str) -> str:
+        """The identity of this shard's submission through ``account`` (``BatchBackend.account``)."""
+        return _identity_key([account, *self._identity()])
+
     @property
-    def submission_key(self) -> str:
-        parts = [
+    def legacy_submission_key(self) -> str:
+        """The identity as written before it named the account: ledger rows of earlier runs."""
+        return _identity_key(self._identity())
+
+    def _identity(self) -> list[str]:
+        return [
             self.job,
             self.interval_label,
             str(self.shard),
@@ -63,8 +64,6 @@ class ShardSpec:
             self.digest,
             self.identity_salt,
         ]
-        identity = "\x00".join(parts)
-        return hashlib.sha256(identity.encode()).hexdigest()[:40]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,126 +73,127 @@ class ShardSpec:
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
+def _identity_key(parts: list[str]) -> str:
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:40]
+
+
 def submit_shard(
-    client: OpenAI, ledger: BatchLedger, job: BatchJob, spec: ShardSpec, *, run_id: str | None = None
+    backend: BatchBackend, ledger: BatchLedger, job: BatchJob, spec: ShardSpec, *, run_id: str | None = None
 ) -> dict[str, Any]:
     """Return ``{"batch_id", "submission_key", "reattached", "spec"}`` for the shard's batch."""
-    key = spec.submission_key
+    key = spec.submission_key_for(backend.account)
     entry = ledger.get(key)
     if entry is None:
+        legacy = _legacy_batch(backend, ledger, spec)
+        if legacy is not None:
+            return _result(legacy.id, spec.legacy_submission_key, spec, reattached=True)
         ledger.record_intent(_intent(job, spec, key, run_id, generation=1))
         entry = ledger.get(key)
     elif entry.batch_id:
-        batch = client.batches.retrieve(entry.batch_id)
-        if not _failed_for_a_retryable_reason(batch):
+        state = backend.retrieve(entry.batch_id, retry=LOOKUP_RETRY)
+        if not _failed_for_a_retryable_reason(state):
             log.info(
                 "Re-attaching shard %s round %s to batch %s (%s)",
                 spec.shard,
                 spec.attempt,
-                batch.id,
-                batch.status,
+                state.id,
+                state.status,
             )
-            return _result(batch.id, key, spec, reattached=True)
+            return _result(state.id, key, spec, reattached=True)
         log.warning(
-            "Batch %s failed for a reason worth retrying (%s); submitting again", batch.id, _codes(batch)
+            "Batch %s failed for a reason worth retrying (%s); submitting again", state.id, _codes(state)
         )
         ledger.update(
-            key, generation=entry.generation + 1, batch_id=None, status="resubmitting", error=_codes(batch)
+            key, generation=entry.generation + 1, batch_id=None, status="resubmitting", error=_codes(state)
         )
         entry = ledger.get(key)
 
-    orphan = find_batch(client, key, entry.generation, not_before=entry.intent_at - CLOCK_SLACK)
+    orphan = backend.find(key, entry.generation, not_before=entry.intent_at)
     if orphan is not None:
         log.warning("Found batch %s created before a crash; re-attaching instead of paying twice", orphan.id)
-        ledger.update(key, batch_id=orphan.id, status=orphan.status, submitted_at=utcnow())
+        ledger.update(key, batch_id=orphan.id, status=orphan.status.value, submitted_at=utcnow())
         return _result(orphan.id, key, spec, reattached=True)
 
-    file_id = entry.input_file_id or _upload(client, spec, key)
-    ledger.update(key, input_file_id=file_id, status="uploaded")
-    batch = _create(client, job, spec, key, entry.generation, file_id)
-    ledger.update(key, batch_id=batch.id, status=batch.status, submitted_at=utcnow())
+    batch_input = _batch_input(job, spec, key)
+    uploaded = entry.input_file_id or backend.upload(batch_input)
+    ledger.update(key, input_file_id=uploaded, status="uploaded")
+    tag = SubmissionTag(key, entry.generation, _labels(job, spec))
+    submitted = backend.create_or_find(batch_input, tag, uploaded=uploaded)
+    state = submitted.state
+    if submitted.recovered:
+        log.warning("Creating batch %s seemed to fail but had worked; using it", state.id)
+    ledger.update(key, batch_id=state.id, status=state.status.value, submitted_at=utcnow())
     log.info(
         "Created batch %s for shard %s round %s: %s requests",
-        batch.id,
+        state.id,
         spec.shard,
         spec.attempt,
         spec.requests,
     )
-    return _result(batch.id, key, spec, reattached=False)
+    return _result(state.id, key, spec, reattached=False)
 
 
-def find_batch(client: OpenAI, key: str, generation: int, *, not_before: dt.datetime) -> Any | None:
-    """The newest batch carrying this identity in its metadata (the list has no server-side filter)."""
-    cutoff = not_before.replace(tzinfo=dt.UTC).timestamp()
-    for scanned, batch in enumerate(client.batches.list(limit=100)):
-        if scanned >= ORPHAN_SCAN_LIMIT or batch.created_at < cutoff:
+def _legacy_batch(backend: BatchBackend, ledger: BatchLedger, spec: ShardSpec) -> BatchState | None:
+    """The batch an earlier version submitted for this shard under the key without the account.
+
+    Re-attached only if this account knows it (a batch of another account is not found here)
+    and it is not a failure worth submitting again; otherwise the shard is submitted afresh
+    under the new identity.
+    """
+    legacy_key = spec.legacy_submission_key
+    entry = ledger.get(legacy_key)
+    if entry is None:
+        return None
+    if entry.batch_id:
+        try:
+            state = backend.retrieve(entry.batch_id, retry=LOOKUP_RETRY)
+        except BatchNotFound:
+            log.warning(
+                "Batch %s of an earlier version is not in %s; submitting afresh",
+                entry.batch_id,
+                backend.account,
+            )
             return None
-        metadata = batch.metadata or {}
-        if metadata.get(METADATA_KEY) == key and metadata.get(METADATA_GENERATION) == str(generation):
-            return batch
-    return None
+    else:
+        state = backend.find(legacy_key, entry.generation, not_before=entry.intent_at)
+        if state is None:
+            return None
+        ledger.update(legacy_key, batch_id=state.id, status=state.status.value, submitted_at=utcnow())
+    if _failed_for_a_retryable_reason(state):
+        return None
+    log.info(
+        "Re-attaching shard %s round %s to batch %s of an earlier version", spec.shard, spec.attempt, state.id
+    )
+    return state
 
 
-def _upload(client: OpenAI, spec: ShardSpec, key: str) -> str:
-    filename = f"{spec.job}-{key[:16]}.jsonl"
-    with ObjectStoragePath(spec.path).open("rb") as handle:
-        content = handle.read()
-    return client.files.create(file=(filename, io.BytesIO(content)), purpose="batch").id
+def _batch_input(job: BatchJob, spec: ShardSpec, key: str) -> BatchInput:
+    def read() -> bytes:
+        with ObjectStoragePath(spec.path).open("rb") as handle:
+            return handle.read()
+
+    return BatchInput(
+        name=f"{spec.job}-{key[:16]}.jsonl", endpoint=job.endpoint, requests=spec.requests, read=read
+    )
 
 
-def _create(client: OpenAI, job: BatchJob, spec: ShardSpec, key: str, generation: int, file_id: str) -> Any:
-    """Create the batch, retrying transient errors ourselves: after a lost answer, look before retrying."""
-    once = client.with_options(max_retries=0)
-    metadata = {
-        METADATA_KEY: key,
-        METADATA_GENERATION: str(generation),
+def _labels(job: BatchJob, spec: ShardSpec) -> dict[str, str]:
+    return {
         "job": job.name,
         "interval": spec.interval_label,
         "shard": str(spec.shard),
         "attempt": str(spec.attempt),
     }
-    started = utcnow()
-    for attempt in range(1, CREATE_TRIES + 1):
-        try:
-            return once.batches.create(
-                input_file_id=file_id, endpoint=job.endpoint, completion_window="24h", metadata=metadata
-            )
-        except (openai.APIConnectionError, openai.InternalServerError) as exc:
-            # The request may have been applied even though no answer arrived.
-            found = find_batch(client, key, generation, not_before=started - CLOCK_SLACK)
-            if found is not None:
-                return found
-            if attempt == CREATE_TRIES:
-                raise
-            delay = min(60.0, 2.0**attempt)
-            log.warning("Creating the batch failed (%s); retrying in %.0f s", type(exc).__name__, delay)
-        except openai.RateLimitError as exc:  # rejected before anything was created
-            if attempt == CREATE_TRIES:
-                raise
-            delay = _retry_after(exc) or min(60.0, 2.0**attempt)
-            log.warning("Rate limited creating the batch; retrying in %.1f s", delay)
-        time.sleep(delay)
-    raise AssertionError("unreachable")
 
 
-def _retry_after(exc: openai.APIStatusError) -> float | None:
-    headers = exc.response.headers
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        try:
-            return float(headers[name]) * scale
-        except (KeyError, ValueError):
-            continue
-    return None
-
-
-def _failed_for_a_retryable_reason(batch: Any) -> bool:
-    if batch.status != "failed" or not batch.errors or not batch.errors.data:
+def _failed_for_a_retryable_reason(state: BatchState) -> bool:
+    if state.status != "failed" or not state.problems:
         return False
-    return all(error.code in RETRYABLE_BATCH_ERRORS for error in batch.errors.data)
+    return state.problem_codes <= RETRYABLE_BATCH_ERRORS
 
 
-def _codes(batch: Any) -> str:
-    return ", ".join(sorted({e.code or "unknown" for e in (batch.errors.data if batch.errors else [])}))
+def _codes(state: BatchState) -> str:
+    return ", ".join(sorted(state.problem_codes))
 
 
 def _intent(job: BatchJob, spec: ShardSpec, key: str, run_id: str | None, generation: int) -> LedgerEntry:

@@ -10,11 +10,11 @@ import pytest
 from pydantic import BaseModel, Field
 
 from include.sample_data.reviews import generate_reviews
+from llm_batch.backends.openai_backend import OpenAIBatchBackend, batch_state
 from llm_batch.collect import BatchFailedError, collect_shard
 from llm_batch.pipeline import RunWindow, build_run
 from llm_batch.storage import ObjectStoragePath, read_table
 from llm_batch.submission import ShardSpec
-from llm_batch.triggers import batch_summary
 from local_batch_api.faults import METADATA_KEY
 from tests.batch_server import wait_for_batch
 from tests.llm_batch.jobs import embeddings_job, responses_job, sentiment_job
@@ -38,7 +38,11 @@ def run_batch(client, spec: ShardSpec, endpoint: str, faults: dict | None = None
     batch = client.batches.create(
         input_file_id=file.id, endpoint=endpoint, completion_window="24h", metadata=metadata
     )
-    return batch_summary(wait_for_batch(client, batch.id))
+    return batch_state(wait_for_batch(client, batch.id)).to_summary()
+
+
+def backend(client) -> OpenAIBatchBackend:
+    return OpenAIBatchBackend(client=client)
 
 
 def built_shard(job, rows) -> ShardSpec:
@@ -50,7 +54,9 @@ def built_shard(job, rows) -> ShardSpec:
 def test_clean_batch_gives_one_typed_result_per_request(client, tmp_path, rows):
     job = sentiment_job(storage_url=tmp_path.as_uri())
     spec = built_shard(job, rows)
-    outcome = collect_shard(client, job, spec, run_batch(client, spec, job.endpoint), submission_key="k")
+    outcome = collect_shard(
+        backend(client), job, spec, run_batch(client, spec, job.endpoint), submission_key="k"
+    )
     results = read_table(ObjectStoragePath(outcome["results_path"]))
     assert outcome["results"] == spec.requests == results.num_rows and outcome["failures"] == 0
     assert outcome["retry_spec"] is None and outcome["input_tokens"] > 0
@@ -62,11 +68,15 @@ def test_clean_batch_gives_one_typed_result_per_request(client, tmp_path, rows):
 def test_responses_and_embeddings_jobs(client, tmp_path, rows):
     job = responses_job(storage_url=tmp_path.as_uri())
     spec = built_shard(job, rows.slice(0, 10))
-    outcome = collect_shard(client, job, spec, run_batch(client, spec, job.endpoint), submission_key="k")
+    outcome = collect_shard(
+        backend(client), job, spec, run_batch(client, spec, job.endpoint), submission_key="k"
+    )
     assert outcome["results"] == spec.requests
     job = embeddings_job(storage_url=(tmp_path / "e").as_uri())
     spec = built_shard(job, rows.slice(0, 10))
-    outcome = collect_shard(client, job, spec, run_batch(client, spec, job.endpoint), submission_key="k")
+    outcome = collect_shard(
+        backend(client), job, spec, run_batch(client, spec, job.endpoint), submission_key="k"
+    )
     vectors = read_table(ObjectStoragePath(outcome["results_path"]))["embedding"].to_pylist()
     assert len(vectors) == spec.requests and {len(v) for v in vectors} == {64}
 
@@ -76,14 +86,14 @@ def test_retryable_line_failures_become_the_next_round_then_failures(client, tmp
     spec = built_shard(job, rows)
     faults = {"line_failure_share": 0.3, "line_failure_status": 500, "seed": 5}
     first = collect_shard(
-        client, job, spec, run_batch(client, spec, job.endpoint, faults), submission_key="k"
+        backend(client), job, spec, run_batch(client, spec, job.endpoint, faults), submission_key="k"
     )
     assert first["retries"] > 0 and first["results"] + first["retries"] == spec.requests
     retry = ShardSpec.from_dict(first["retry_spec"])
     assert retry.attempt == 2 and retry.requests == first["retries"] and retry.digest != spec.digest
     # The same custom_ids fail again under the same seed: the last round records them as failures.
     second = collect_shard(
-        client, job, retry, run_batch(client, retry, job.endpoint, faults), submission_key="k2"
+        backend(client), job, retry, run_batch(client, retry, job.endpoint, faults), submission_key="k2"
     )
     assert second["retry_spec"] is None and second["failures"] == retry.requests
     assert second["failure_reasons"] == {"server_error_500": retry.requests}
@@ -94,7 +104,7 @@ def test_non_retryable_line_failures_are_recorded_with_their_reason(client, tmp_
     spec = built_shard(job, rows)
     faults = {"line_failure_share": 0.2, "line_failure_status": 400, "seed": 1}
     outcome = collect_shard(
-        client, job, spec, run_batch(client, spec, job.endpoint, faults), submission_key="k"
+        backend(client), job, spec, run_batch(client, spec, job.endpoint, faults), submission_key="k"
     )
     failures = read_table(ObjectStoragePath(outcome["failures_path"]))
     assert outcome["retry_spec"] is None and failures.num_rows == outcome["failures"] > 0
@@ -107,7 +117,7 @@ def test_expired_batch_lands_the_finished_part_and_retries_the_rest(client, tmp_
     spec = built_shard(job, rows)
     summary = run_batch(client, spec, job.endpoint, {"expire_after_share": 0.5})
     assert summary["status"] == "expired"
-    outcome = collect_shard(client, job, spec, summary, submission_key="k")
+    outcome = collect_shard(backend(client), job, spec, summary, submission_key="k")
     assert outcome["results"] == spec.requests // 2
     assert outcome["retry_reasons"] == {"batch_expired": spec.requests - spec.requests // 2}
 
@@ -122,8 +132,8 @@ def test_cancelled_batch_retries_what_never_ran(start_server, tmp_path, rows):
     while client.batches.retrieve(batch.id).request_counts.completed < 10:
         pass
     client.batches.cancel(batch.id)
-    summary = batch_summary(wait_for_batch(client, batch.id))
-    outcome = collect_shard(client, job, spec, summary, submission_key="k")
+    summary = batch_state(wait_for_batch(client, batch.id)).to_summary()
+    outcome = collect_shard(backend(client), job, spec, summary, submission_key="k")
     assert outcome["results"] >= 10
     assert outcome["retry_reasons"] == {"not_executed": spec.requests - outcome["results"]}
 
@@ -139,7 +149,7 @@ def test_answers_that_break_the_schema_are_failures_not_rows(client, tmp_path, r
     spec = built_shard(job, rows.slice(0, 10))
     summary = run_batch(client, spec, job.endpoint)
     strict = sentiment_job(storage_url=tmp_path.as_uri(), output_schema=StricterSentiment)
-    outcome = collect_shard(client, strict, spec, summary, submission_key="k")
+    outcome = collect_shard(backend(client), strict, spec, summary, submission_key="k")
     failures = read_table(ObjectStoragePath(outcome["failures_path"]))
     assert outcome["results"] == 0 and failures.num_rows == spec.requests
     assert set(failures["reason"].to_pylist()) == {"schema_violation"}
@@ -149,7 +159,9 @@ def test_answers_that_break_the_schema_are_failures_not_rows(client, tmp_path, r
 def test_truncated_answers_are_failures(client, tmp_path, rows):
     job = sentiment_job(storage_url=tmp_path.as_uri(), request_params={"max_completion_tokens": 3})
     spec = built_shard(job, rows.slice(0, 5))
-    outcome = collect_shard(client, job, spec, run_batch(client, spec, job.endpoint), submission_key="k")
+    outcome = collect_shard(
+        backend(client), job, spec, run_batch(client, spec, job.endpoint), submission_key="k"
+    )
     assert outcome["failure_reasons"] == {"truncated": spec.requests}
 
 
@@ -160,7 +172,7 @@ def test_a_failed_batch_is_a_clear_error_naming_the_line(client, tmp_path, rows)
     path.write_bytes(path.read_bytes() + b"{broken line\n")
     summary = run_batch(client, spec, job.endpoint)
     with pytest.raises(BatchFailedError, match=r"line 6: invalid_json_line"):
-        collect_shard(client, job, spec, summary, submission_key="k")
+        collect_shard(backend(client), job, spec, summary, submission_key="k")
 
 
 def test_each_shard_collects_only_its_own_requests(client, tmp_path, rows):
@@ -170,5 +182,7 @@ def test_each_shard_collects_only_its_own_requests(client, tmp_path, rows):
     specs = [ShardSpec.from_dict(s) for s in build_run(job, WINDOW, rows, set())["shards"]]
     assert len(specs) >= 2
     for spec in specs:
-        outcome = collect_shard(client, job, spec, run_batch(client, spec, job.endpoint), submission_key="k")
+        outcome = collect_shard(
+            backend(client), job, spec, run_batch(client, spec, job.endpoint), submission_key="k"
+        )
         assert outcome["results"] == spec.requests and outcome["retry_spec"] is None

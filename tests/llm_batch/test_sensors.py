@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from airflow.sdk.exceptions import AirflowException, TaskDeferred
 
-from llm_batch.clients import close_shared_async_clients
+from llm_batch.backends.shared_clients import close_shared_async_clients
 from llm_batch.sensors import BatchSensor
 from llm_batch.triggers import BatchTrigger
 from local_batch_api.faults import METADATA_KEY

@@ -13,11 +13,11 @@ import pytest
 from openai import OpenAI
 
 from include.sample_data.reviews import generate_reviews
+from llm_batch.backends.openai_backend import METADATA_KEY, OpenAIBatchBackend, batch_state
 from llm_batch.collect import collect_shard
 from llm_batch.ledger import BatchLedger
 from llm_batch.pipeline import RunWindow, build_run, load_run
-from llm_batch.submission import METADATA_KEY, ShardSpec, submit_shard
-from llm_batch.triggers import batch_summary
+from llm_batch.submission import ShardSpec, submit_shard
 from llm_batch.warehouse import duckdb_warehouse
 from tests.batch_server import wait_for_batch
 from tests.llm_batch.jobs import sentiment_job
@@ -37,6 +37,14 @@ def setup(start_server, tmp_path):
     return server, job, spec, built["summary"], tmp_path / "warehouse.duckdb"
 
 
+def backend_on(server, client: OpenAI | None = None) -> OpenAIBatchBackend:
+    return OpenAIBatchBackend(client=client or server.client())
+
+
+def key_on(server, spec: ShardSpec) -> str:
+    return spec.submission_key_for(backend_on(server).account)
+
+
 def batches_on(server) -> list:
     return list(server.client().batches.list(limit=100))
 
@@ -50,6 +58,7 @@ from llm_batch import ledger, submission
 from llm_batch.warehouse import duckdb_warehouse
 from tests.llm_batch.jobs import sentiment_job
 from openai import OpenAI
+from llm_batch.backends.openai_backend import OpenAIBatchBackend
 
 real_update = ledger.BatchLedger.update
 def update(self, key, **changes):
@@ -60,24 +69,24 @@ ledger.BatchLedger.update = update
 client = OpenAI(base_url={server.base_url!r}, api_key={server.api_key!r})
 spec = submission.ShardSpec.from_dict({spec.to_dict()!r})
 job = sentiment_job(storage_url={job.storage_url!r})
-submission.submit_shard(client, ledger.BatchLedger(duckdb_warehouse({str(warehouse_path)!r})), job, spec)
+submission.submit_shard(OpenAIBatchBackend(client=client), ledger.BatchLedger(duckdb_warehouse({str(warehouse_path)!r})), job, spec)
 """
     killed = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120)
     assert killed.returncode == 137, killed.stderr[-2000:]
     (created,) = batches_on(server)
     with duckdb_warehouse(warehouse_path) as warehouse:
-        entry = BatchLedger(warehouse).get(spec.submission_key)
+        entry = BatchLedger(warehouse).get(key_on(server, spec))
         assert entry.batch_id is None and entry.input_file_id is not None
 
-        retried = submit_shard(server.client(), BatchLedger(warehouse), job, spec)
+        retried = submit_shard(backend_on(server), BatchLedger(warehouse), job, spec)
 
         assert retried["reattached"] is True and retried["batch_id"] == created.id
         assert [b.id for b in batches_on(server)] == [created.id]
-        assert BatchLedger(warehouse).get(spec.submission_key).batch_id == created.id
-        done = batch_summary(wait_for_batch(server.client(), created.id))
-        outcome = collect_shard(server.client(), job, spec, done, submission_key=spec.submission_key)
+        assert BatchLedger(warehouse).get(key_on(server, spec)).batch_id == created.id
+        done = batch_state(wait_for_batch(server.client(), created.id)).to_summary()
+        outcome = collect_shard(backend_on(server), job, spec, done, submission_key=retried["submission_key"])
         loaded = load_run(job, WINDOW, warehouse, [outcome], summary["rejections_path"], logical_date=DAY)
-        again = submit_shard(server.client(), BatchLedger(warehouse), job, spec)
+        again = submit_shard(backend_on(server), BatchLedger(warehouse), job, spec)
         assert again["reattached"] is True and len(batches_on(server)) == 1
         landed = warehouse.read_arrow(
             "SELECT count(*) AS n, count(DISTINCT review_id) AS keys FROM review_sentiment"
@@ -109,21 +118,21 @@ def test_a_create_whose_answer_was_lost_is_found_not_duplicated(setup):
         base_url=server.base_url, api_key=server.api_key, http_client=httpx.Client(transport=transport)
     )
     with duckdb_warehouse(warehouse_path) as warehouse:
-        result = submit_shard(client, BatchLedger(warehouse), job, spec)
+        result = submit_shard(backend_on(server, client), BatchLedger(warehouse), job, spec)
     assert transport.dropped == 1
     (batch,) = batches_on(server)
-    assert result["batch_id"] == batch.id and batch.metadata[METADATA_KEY] == spec.submission_key
+    assert result["batch_id"] == batch.id and batch.metadata[METADATA_KEY] == key_on(server, spec)
 
 
 def test_a_batch_failed_for_a_retryable_reason_is_submitted_again_once(setup):
     server, job, spec, _, warehouse_path = setup
     server.set_faults(token_limit_exceeded=True, limit_batches=1)
     with duckdb_warehouse(warehouse_path) as warehouse:
-        first = submit_shard(server.client(), BatchLedger(warehouse), job, spec)
+        first = submit_shard(backend_on(server), BatchLedger(warehouse), job, spec)
         assert wait_for_batch(server.client(), first["batch_id"]).status == "failed"
-        second = submit_shard(server.client(), BatchLedger(warehouse), job, spec)
-        third = submit_shard(server.client(), BatchLedger(warehouse), job, spec)
-        entry = BatchLedger(warehouse).get(spec.submission_key)
+        second = submit_shard(backend_on(server), BatchLedger(warehouse), job, spec)
+        third = submit_shard(backend_on(server), BatchLedger(warehouse), job, spec)
+        entry = BatchLedger(warehouse).get(key_on(server, spec))
     assert second["batch_id"] != first["batch_id"] and second["reattached"] is False
     assert third["batch_id"] == second["batch_id"] and third["reattached"] is True
     assert entry.generation == 2 and len(batches_on(server)) == 2
@@ -138,10 +147,10 @@ def test_different_bytes_are_a_different_batch_and_forced_runs_pay_again(setup):
         ShardSpec.from_dict(s)
         for s in build_run(job, WINDOW, rows, set(), identity_salt="manual__x")["shards"]
     ]
-    assert other.submission_key != spec.submission_key and forced.submission_key != spec.submission_key
+    assert len({key_on(server, s) for s in (spec, other, forced)}) == 3
     with duckdb_warehouse(warehouse_path) as warehouse:
         ids = {
-            submit_shard(server.client(), BatchLedger(warehouse), j, s)["batch_id"]
+            submit_shard(backend_on(server), BatchLedger(warehouse), j, s)["batch_id"]
             for j, s in ((job, spec), (other_model, other), (job, forced), (job, spec))
         }
     assert len(ids) == 3 == len(batches_on(server))
@@ -150,6 +159,42 @@ def test_different_bytes_are_a_different_batch_and_forced_runs_pay_again(setup):
 def test_ledger_rows_hold_no_secret(setup):
     server, job, spec, _, warehouse_path = setup
     with duckdb_warehouse(warehouse_path) as warehouse:
-        submit_shard(server.client(), BatchLedger(warehouse), job, spec)
+        submit_shard(backend_on(server), BatchLedger(warehouse), job, spec)
         rows = warehouse.read_arrow("SELECT * FROM llm_batch_ledger").to_pylist()
     assert rows and server.api_key not in json.dumps(rows, default=str)
+
+
+def test_a_run_moved_to_another_account_submits_there_instead_of_re_attaching(setup, start_server):
+    server, job, spec, _, warehouse_path = setup
+    other_server = start_server(name="other")
+    here = backend_on(server)
+    there = OpenAIBatchBackend("openai_other", client=other_server.client())
+    same_server_other_conn = OpenAIBatchBackend("openai_other", client=server.client())
+    with duckdb_warehouse(warehouse_path) as warehouse:
+        first = submit_shard(here, BatchLedger(warehouse), job, spec)
+        moved = submit_shard(there, BatchLedger(warehouse), job, spec)
+        renamed = submit_shard(same_server_other_conn, BatchLedger(warehouse), job, spec)
+        again = submit_shard(here, BatchLedger(warehouse), job, spec)
+
+    assert len({here.account, there.account, same_server_other_conn.account}) == 3
+    assert moved["reattached"] is False and [b.id for b in batches_on(other_server)] == [moved["batch_id"]]
+    assert renamed["reattached"] is False and renamed["batch_id"] != first["batch_id"]
+    assert again["reattached"] is True and again["batch_id"] == first["batch_id"]
+    assert len({first["submission_key"], moved["submission_key"], renamed["submission_key"]}) == 3
+
+
+def test_an_old_row_whose_batch_this_account_does_not_know_is_not_re_attached(setup, start_server):
+    server, job, spec, _, warehouse_path = setup
+    old_server = start_server(name="old")
+    with duckdb_warehouse(warehouse_path) as warehouse:
+        ledger = BatchLedger(warehouse)
+        old = submit_shard(backend_on(old_server), ledger, job, spec)
+        # As the code before the account was part of the identity keyed it.
+        warehouse.execute(
+            "UPDATE llm_batch_ledger SET submission_key = :legacy WHERE submission_key = :key",
+            {"legacy": spec.legacy_submission_key, "key": old["submission_key"]},
+        )
+        moved = submit_shard(backend_on(server), ledger, job, spec)
+
+    assert moved["reattached"] is False and moved["submission_key"] == key_on(server, spec)
+    assert [b.id for b in batches_on(server)] == [moved["batch_id"]] != [old["batch_id"]]

@@ -1,0 +1,51 @@
+"""Async SDK clients shared per (connection, event loop).
+
+The triggerer runs every deferred wait on one event loop, so a thousand waits on one connection
+share one client and its connection pool instead of opening a thousand. Per loop, because an
+httpx pool and an ``asyncio.Lock`` both belong to the loop that first used them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+C = TypeVar("C")
+
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Any]] = weakref.WeakKeyDictionary()
+_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+async def shared_async_client(key: str, build: Callable[[], Awaitable[C]]) -> C:
+    """The running loop's client for ``key`` (provider and connection id), built on first use."""
+    loop = asyncio.get_running_loop()
+    clients = _clients.setdefault(loop, {})
+    if (client := clients.get(key)) is not None:
+        return client
+    async with _locks.setdefault(loop, asyncio.Lock()):
+        if (client := clients.get(key)) is None:
+            client = clients[key] = await build()
+    return client
+
+
+def discard_shared_async_client(key: str, client: object) -> None:
+    """Forget ``client`` (if still the shared one) so that the next call reads the connection again.
+
+    Not closed here: other waits may still be using it.
+    """
+    clients = _clients.get(asyncio.get_running_loop(), {})
+    if clients.get(key) is client:
+        del clients[key]
+
+
+def shared_async_clients() -> dict[str, Any]:
+    """The running loop's shared clients by key (read-only use: tests and diagnostics)."""
+    return dict(_clients.get(asyncio.get_running_loop(), {}))
+
+
+async def close_shared_async_clients() -> None:
+    """Close and forget the running loop's shared clients (tests, and tidy shutdowns)."""
+    for client in _clients.pop(asyncio.get_running_loop(), {}).values():
+        await client.close()
