@@ -13,11 +13,11 @@ import pyarrow as pa
 import pytest
 
 from include.sample_data.reviews import generate_reviews
+from llm_batch.backends.openai_backend import OpenAIBatchBackend, batch_state
 from llm_batch.collect import collect_shard
 from llm_batch.ledger import BatchLedger, LedgerEntry
 from llm_batch.pipeline import RunWindow, build_run, load_run, report_run, settled_requests
 from llm_batch.submission import ShardSpec, submit_shard
-from llm_batch.triggers import batch_summary
 from llm_batch.warehouse import Warehouse, quote_table
 from llm_batch.warehouse.queries import record_run
 from llm_batch.warehouse.tables import FAILURE_TABLE_KEY, FAILURE_TABLE_SCHEMA, RUNS_SCHEMA, RUNS_TABLE
@@ -61,9 +61,10 @@ def test_table_names_that_need_quoting_work_through_a_whole_run(
     rows = generate_reviews(DAY, 1, per_day=(25, 25))
     built = build_run(job, WINDOW, rows, settled_requests(job, WINDOW, warehouse))
     (spec,) = [ShardSpec.from_dict(s) for s in built["shards"]]
-    submitted = submit_shard(client, BatchLedger(warehouse), job, spec)
-    done = batch_summary(wait_for_batch(client, submitted["batch_id"]))
-    outcome = collect_shard(client, job, spec, done, submission_key=spec.submission_key)
+    backend = OpenAIBatchBackend(client=client)
+    submitted = submit_shard(backend, BatchLedger(warehouse), job, spec)
+    done = batch_state(wait_for_batch(client, submitted["batch_id"])).to_summary()
+    outcome = collect_shard(backend, job, spec, done, submission_key=submitted["submission_key"])
     assert outcome["results"] == spec.requests > 0
 
     # An earlier run left failures: one for a key now answered, one that failed for good.
