@@ -17,6 +17,44 @@ os.environ.setdefault(
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
 
+POSTGRES_FIXTURES = frozenset({"pg_schema", "pg_dsn"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the tests that talk to PostgreSQL; outside CI, skip them when it is not running.
+
+    A test needs PostgreSQL when it asks for a PostgreSQL fixture, is parametrised on
+    ``"postgres"``, or is marked ``needs_postgres`` itself. CI starts the server, so there an
+    unreachable one fails those tests instead.
+    """
+    needing = []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if (
+            POSTGRES_FIXTURES & set(getattr(item, "fixturenames", ()))
+            or (callspec is not None and "postgres" in callspec.params.values())
+            or item.get_closest_marker("needs_postgres")
+        ):
+            item.add_marker(pytest.mark.needs_postgres)
+            needing.append(item)
+    if needing and not os.environ.get("CI") and not _postgres_reachable():
+        skip = pytest.mark.skip(reason="PostgreSQL is not reachable (PGHOST/PGPORT); CI runs these")
+        for item in needing:
+            item.add_marker(skip)
+
+
+def _postgres_reachable() -> bool:
+    import psycopg
+
+    from tests.postgres import TEST_DSN
+
+    try:
+        psycopg.connect(TEST_DSN, connect_timeout=2).close()
+    except psycopg.OperationalError:
+        return False
+    return True
+
+
 @pytest.fixture
 def start_server(tmp_path: Path) -> Iterator:
     """Factory: start a server with extra flags; every server it started is stopped afterwards."""

@@ -612,6 +612,7 @@ def test_the_init_script_writes_the_ui_password(services: dict[str, dict[str, An
 
 
 @pytest.mark.slow
+@pytest.mark.needs_postgres
 def test_the_init_script_loads_the_sample_reviews_once(
     services: dict[str, dict[str, Any]], tmp_path: Path
 ) -> None:

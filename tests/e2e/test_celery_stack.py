@@ -11,7 +11,7 @@ import pytest
 from tests.e2e.conftest import DAG_ID, TODAY
 from tests.e2e.test_local_stack import assert_one_row_per_review, backfill, max_overlap
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.slow, pytest.mark.needs_postgres, pytest.mark.timeout(1800)]
 
 
 def days_ago(n: int) -> dt.date:
