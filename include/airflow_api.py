@@ -26,10 +26,24 @@ class AirflowAPI:
         )
 
     def get(self, path: str, **params: Any) -> httpx.Response:
-        return self.client.get(path, params=params or None)
+        return self._while_database_busy(lambda: self.client.get(path, params=params or None))
 
     def post(self, path: str, body: dict[str, Any]) -> httpx.Response:
-        return self.client.post(path, json=body)
+        return self._while_database_busy(lambda: self.client.post(path, json=body))
+
+    @staticmethod
+    def _while_database_busy(send: Callable[[], httpx.Response], tries: int = 10) -> httpx.Response:
+        """On SQLite, the API answers 503, or 500 "Database error", while another process holds
+        the database: ask again a little later."""
+        for _ in range(tries - 1):
+            response = send()
+            busy = response.status_code == 503 or (
+                response.status_code == 500 and "Database error" in response.text
+            )
+            if not busy:
+                return response
+            time.sleep(2)
+        return send()
 
     def patch(self, path: str, body: dict[str, Any], **params: Any) -> httpx.Response:
         return self.client.patch(path, json=body, params=params or None)
@@ -55,7 +69,10 @@ class AirflowAPI:
         body: dict[str, Any] = {"logical_date": logical_date, "conf": conf or {}}
         if run_id:
             body["dag_run_id"] = run_id
-        return self.json(self.post(f"/dags/{dag_id}/dagRuns", body))
+        response = self.post(f"/dags/{dag_id}/dagRuns", body)
+        if response.status_code == 409 and run_id:  # an earlier try that answered busy made it
+            return self.run(dag_id, run_id)
+        return self.json(response)
 
     def run(self, dag_id: str, run_id: str) -> dict:
         return self.json(self.get(f"/dags/{dag_id}/dagRuns/{run_id}"))

@@ -93,24 +93,25 @@ def backfill(stack, first: dt.date, last: dt.date, *, reprocess: str = "none") -
         "max_active_runs": 4,
         "reprocess_behavior": reprocess,
     }
-    created = None
-    for _ in range(20):
+    for _ in range(5):
         stack.stack.check()
         response = stack.api.post("/backfills", body)
-        if response.status_code < 400:
-            created = response.json()
-            break
-        # On SQLite, creation answers 503 or 500 when the scheduler holds the database; a
-        # request that failed late may still have made the backfill, so look before asking again.
-        created = active_backfill(stack, body["from_date"], body["to_date"])
-        if created or response.status_code not in (500, 503):
-            break
-        time.sleep(3)
-    created = created or stack.api.json(response)
-    return wait_for_backfill(stack, created["id"], expected=(last - first).days + 1)
+        # A creation that failed late may still have made the backfill: look before asking again.
+        created = response.json() if response.status_code < 400 else active_backfill(stack, body)
+        if created is None:  # a refusal, not the database being busy: fail with its answer
+            raise AssertionError(f"POST /backfills: {response.status_code} {response.text}")
+        try:
+            return wait_for_backfill(stack, created["id"], expected=(last - first).days + 1)
+        except BackfillVanished:  # SQLite rolled the creation back after all: create it again
+            time.sleep(3)
+    raise AssertionError(f"no backfill of {first}..{last} could be created")
 
 
-def active_backfill(stack, from_date: str, to_date: str) -> dict | None:
+class BackfillVanished(Exception):
+    pass
+
+
+def active_backfill(stack, body: dict) -> dict | None:
     listed = stack.api.get("/backfills", dag_id=DAG_ID)
     if listed.status_code >= 400:
         return None
@@ -118,8 +119,8 @@ def active_backfill(stack, from_date: str, to_date: str) -> dict | None:
         b
         for b in listed.json()["backfills"]
         if not b["completed_at"]
-        and b["from_date"][:10] == from_date[:10]
-        and b["to_date"][:10] == to_date[:10]
+        and b["from_date"][:10] == body["from_date"][:10]
+        and b["to_date"][:10] == body["to_date"][:10]
     ]
     return mine[-1] if mine else None
 
@@ -129,7 +130,10 @@ def wait_for_backfill(stack, backfill_id: int, expected: int, timeout: float = 1
     deadline = time.monotonic() + timeout
     while True:
         stack.stack.check()
-        backfill = stack.api.json(stack.api.get(f"/backfills/{backfill_id}"))
+        response = stack.api.get(f"/backfills/{backfill_id}")
+        if response.status_code == 404:
+            raise BackfillVanished(backfill_id)
+        backfill = stack.api.json(response)
         if backfill["completed_at"]:
             break
         if time.monotonic() > deadline:
