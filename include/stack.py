@@ -218,7 +218,7 @@ class Stack:
             return []
         return [json.loads(line) for line in self.events_path.read_text().splitlines() if line.strip()]
 
-    def check(self, tolerated_restarts: int = 2) -> None:
+    def check(self, tolerated_restarts: int = 5) -> None:
         """Raise ``StackProcessDied``, with the tail of its log, when a process is gone for good:
         its supervisor is dead, or it exited unasked more than ``tolerated_restarts`` times.
 
