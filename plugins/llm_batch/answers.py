@@ -53,33 +53,3 @@ def parse_answer(model: type[BaseModel], content: str | None) -> dict[str, Any]:
         where = ".".join(str(p) for p in first["loc"]) or "answer"
         reason = "invalid_json" if first["type"] == "json_invalid" else "schema_violation"
         raise AnswerError(reason, f"{where}: {first['msg']}") from None
-
-
-def chat_answer_text(body: dict[str, Any]) -> tuple[str | None, str | None]:
-    """(content, finish problem) of a chat completion body."""
-    choice = (body.get("choices") or [{}])[0]
-    message = choice.get("message") or {}
-    if message.get("refusal"):
-        return None, f"refusal: {message['refusal']}"
-    if choice.get("finish_reason") == "length":
-        return None, "truncated: the answer hit the output token limit"
-    if choice.get("finish_reason") == "content_filter":
-        return None, "content_filter: the answer was withheld by the content filter"
-    return message.get("content"), None
-
-
-def responses_answer_text(body: dict[str, Any]) -> tuple[str | None, str | None]:
-    """(output text, problem) of a Responses API body."""
-    if body.get("status") == "incomplete":
-        reason = (body.get("incomplete_details") or {}).get("reason", "unknown")
-        return None, f"truncated: response incomplete ({reason})"
-    texts = []
-    for item in body.get("output") or []:
-        if item.get("type") != "message":
-            continue
-        for part in item.get("content") or []:
-            if part.get("type") == "refusal":
-                return None, f"refusal: {part.get('refusal')}"
-            if part.get("type") == "output_text":
-                texts.append(part.get("text", ""))
-    return ("".join(texts) if texts else None), None

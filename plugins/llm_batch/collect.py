@@ -21,13 +21,13 @@ import pyarrow.compute as pc
 
 from llm_batch import answers
 from llm_batch.backends import BatchBackend, BatchState, LineOutcome, ResultLine
-from llm_batch.job import CHAT, EMBEDDINGS, BatchJob
+from llm_batch.job import BatchJob
 from llm_batch.ledger import utcnow
 from llm_batch.pricing import cost_of
 from llm_batch.sharding import content_digest
 from llm_batch.storage import ObjectStoragePath, read_table, write_bytes, write_table
 from llm_batch.submission import RETRYABLE_BATCH_ERRORS, ShardSpec
-from llm_batch.warehouse.tables import FAILURE_SCHEMA, answer_schema, results_schema
+from llm_batch.warehouse.tables import FAILURE_SCHEMA, results_schema
 
 log = logging.getLogger(__name__)
 
@@ -167,13 +167,12 @@ def _take_output(job, line: ResultLine, index, batch_id, spec, collected: Collec
     custom_id = line.custom_id
     row = index[custom_id]
     body = line.body or {}
-    usage = body.get("usage") or {}
-    input_tokens = int(usage.get("prompt_tokens", usage.get("input_tokens", 0)) or 0)
-    output_tokens = int(usage.get("completion_tokens", usage.get("output_tokens", 0)) or 0)
+    strategy = job.endpoint_strategy
+    input_tokens, output_tokens = strategy.usage(body)
     collected.input_tokens += input_tokens
     collected.output_tokens += output_tokens
     try:
-        fields = _answer_fields(job, body)
+        fields = strategy.answer_fields(job, body)
     except answers.AnswerError as exc:
         collected.failures.append(_failure(row, custom_id, "answer", exc.reason, exc.detail, batch_id, spec))
         return
@@ -191,22 +190,6 @@ def _take_output(job, line: ResultLine, index, batch_id, spec, collected: Collec
             "output_tokens": output_tokens,
         }
     )
-
-
-def _answer_fields(job: BatchJob, body: dict[str, Any]) -> dict[str, Any]:
-    if job.endpoint == EMBEDDINGS:
-        data = body.get("data") or []
-        vector = data[0].get("embedding") if data else None
-        if not isinstance(vector, list) or not vector:
-            raise answers.AnswerError("invalid_embedding", "the response has no embedding vector")
-        return {"embedding": [float(x) for x in vector], "dimensions": len(vector)}
-    text, problem = (answers.chat_answer_text if job.endpoint == CHAT else answers.responses_answer_text)(
-        body
-    )
-    if problem:
-        reason, _, detail = problem.partition(": ")
-        raise answers.AnswerError(reason, detail)
-    return answers.parse_answer(job.output_schema, text)
 
 
 def _take_error(line: ResultLine, index, batch_id, spec, collected: Collected) -> None:
@@ -278,7 +261,7 @@ def results_table(
     schema = results_schema(job)
     now = answered_at or utcnow()
     # Answer fields typed as text may hold nested values (lists, objects): they land as JSON text.
-    text_fields = [f.name for f in answer_schema(job) if f.type == pa.string()]
+    text_fields = [f.name for f in job.endpoint_strategy.answer_columns(job) if f.type == pa.string()]
     for row in rows:
         row["answered_at"] = now
         for name in text_fields:

@@ -15,12 +15,10 @@ from typing import Any
 import orjson
 from pydantic import BaseModel
 
+from llm_batch.endpoints import CHAT, EMBEDDINGS, RESPONSES, EndpointStrategy, strategy_for
 from llm_batch.prompts import PromptTemplate
 
-CHAT = "/v1/chat/completions"
-RESPONSES = "/v1/responses"
-EMBEDDINGS = "/v1/embeddings"
-ENDPOINTS = (CHAT, RESPONSES, EMBEDDINGS)
+__all__ = ["CHAT", "EMBEDDINGS", "RESPONSES", "BatchJob", "ShardLimits"]
 
 MB = 1024 * 1024
 
@@ -61,18 +59,18 @@ class BatchJob:
     shard_limits: ShardLimits = field(default_factory=ShardLimits)
 
     def __post_init__(self) -> None:
-        if self.endpoint not in ENDPOINTS:
-            raise ValueError(f"{self.name}: endpoint must be one of {ENDPOINTS}, got {self.endpoint!r}")
-        if self.endpoint == EMBEDDINGS and not self.input_column:
-            raise ValueError(f"{self.name}: an embeddings job needs input_column")
-        if self.endpoint != EMBEDDINGS and (self.prompt is None or self.output_schema is None):
-            raise ValueError(f"{self.name}: a {self.endpoint} job needs a prompt and an output_schema")
+        try:
+            strategy = strategy_for(self.endpoint)
+        except ValueError as exc:
+            raise ValueError(f"{self.name}: {exc}") from None
+        strategy.check_job(self)
         if self.max_attempts < 1:
             raise ValueError(f"{self.name}: max_attempts must be at least 1")
 
     @property
-    def is_embeddings(self) -> bool:
-        return self.endpoint == EMBEDDINGS
+    def endpoint_strategy(self) -> EndpointStrategy:
+        """What the endpoint means to this job: request bodies, answers, result columns."""
+        return strategy_for(self.endpoint)
 
     @property
     def prompt_version(self) -> str:

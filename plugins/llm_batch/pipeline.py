@@ -33,8 +33,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EXPECTED_OUTPUT_TOKENS = 60  # for cost estimates before a batch has run
-
 
 class FailureThresholdExceeded(RuntimeError):
     pass
@@ -192,7 +190,7 @@ def build_run(
     specs = [ShardSpec(index_path=str(index_path), **spec).to_dict() for spec in specs]
 
     requests = sum(spec["requests"] for spec in specs)
-    output_tokens = 0 if job.is_embeddings else EXPECTED_OUTPUT_TOKENS * requests
+    output_tokens = job.endpoint_strategy.expected_output_tokens * requests
     estimate = cost_of(job.model, estimated_tokens, output_tokens)
     summary = {
         "window": window.label,

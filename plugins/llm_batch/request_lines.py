@@ -16,13 +16,11 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from llm_batch.answers import strict_json_schema
-from llm_batch.job import CHAT, EMBEDDINGS, ENDPOINTS, BatchJob
+from llm_batch.job import BatchJob
 from llm_batch.models import context_window, estimate_tokens
 from llm_batch.prompts import PromptError
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
-OUTPUT_TOKEN_RESERVE = 1_000  # room left in the context window for the answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,8 +102,10 @@ def iter_requests(
     ``rows`` must already be deduplicated. Only the columns the job reads are turned into Python
     objects, one slice at a time, so memory follows the slice, not the run.
     """
-    limit = context_window(job.model) - (0 if job.endpoint == EMBEDDINGS else OUTPUT_TOKEN_RESERVE)
-    body_of = _body_builder(job)
+    strategy = job.endpoint_strategy
+    limit = context_window(job.model) - strategy.output_token_reserve
+    body_of = strategy.body_builder(job)
+    url_prefix = b',"method":"POST","url":' + orjson.dumps(job.endpoint) + b',"body":'
     ordered = _in_custom_id_order(rows, job.key_column)
     columns = _columns_read(job, ordered.column_names)
     for batch in ordered.select(columns).to_batches(max_chunksize=chunk_rows):
@@ -131,11 +131,8 @@ def iter_requests(
             if answered and (key, fingerprint) in answered:
                 continue
             custom_id = custom_id_for(key)
-            line = b'{"custom_id":' + orjson.dumps(custom_id) + _URL_PREFIX[job.endpoint] + body_bytes + b"}"
+            line = b'{"custom_id":' + orjson.dumps(custom_id) + url_prefix + body_bytes + b"}"
             yield RequestLine(custom_id, key, row_date, line, fingerprint, tokens)
-
-
-_URL_PREFIX = {url: b',"method":"POST","url":' + orjson.dumps(url) + b',"body":' for url in ENDPOINTS}
 
 
 def _in_custom_id_order(rows: pa.Table, key_column: str) -> pa.Table:
@@ -164,47 +161,6 @@ def _row_problem(job: BatchJob, row: dict[str, Any]) -> tuple[str, str] | None:
         if isinstance(value, str) and not value.strip():
             return "empty_input", f"{column} is blank"
     return None
-
-
-def _body_builder(job: BatchJob):
-    params = dict(job.request_params)
-    if job.endpoint == EMBEDDINGS:
-
-        def embeddings_body(row: dict[str, Any]) -> tuple[dict[str, Any], str]:
-            text = str(row[job.input_column])
-            return {"model": job.model, "input": text, **params}, text
-
-        return embeddings_body
-
-    schema = strict_json_schema(job.output_schema)
-    name = job.output_schema.__name__
-    prompt = job.prompt
-    if job.endpoint == CHAT:
-        response_format = {
-            "type": "json_schema",
-            "json_schema": {"name": name, "schema": schema, "strict": True},
-        }
-
-        def chat_body(row: dict[str, Any]) -> tuple[dict[str, Any], str]:
-            system, user = prompt.render(row)
-            messages = [{"role": "system", "content": system}] if system else []
-            messages.append({"role": "user", "content": user})
-            return {"model": job.model, "messages": messages, "response_format": response_format, **params}, (
-                system + user
-            )
-
-        return chat_body
-
-    text_format = {"format": {"type": "json_schema", "name": name, "schema": schema, "strict": True}}
-
-    def responses_body(row: dict[str, Any]) -> tuple[dict[str, Any], str]:
-        system, user = prompt.render(row)
-        body = {"model": job.model, "input": user, "text": text_format, **params}
-        if system:
-            body["instructions"] = system
-        return body, system + user
-
-    return responses_body
 
 
 def iter_jsonl(lines: Iterable[RequestLine]) -> Iterator[bytes]:

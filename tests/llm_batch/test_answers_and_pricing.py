@@ -2,13 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from llm_batch.answers import (
-    AnswerError,
-    chat_answer_text,
-    parse_answer,
-    responses_answer_text,
-    strict_json_schema,
-)
+from llm_batch.answers import AnswerError, parse_answer, strict_json_schema
 from llm_batch.pricing import UnknownModelPrice, cost_of, price_for
 from tests.llm_batch.jobs import Sentiment
 
@@ -34,15 +28,6 @@ def test_answers_are_validated_against_the_schema():
 def test_strict_schema_requires_every_property():
     schema = strict_json_schema(Sentiment)
     assert schema["additionalProperties"] is False and schema["required"] == ["label", "confidence", "reason"]
-
-
-def test_refusals_and_truncation_are_problems_not_answers():
-    refusal = {"choices": [{"message": {"content": None, "refusal": "I can't"}, "finish_reason": "stop"}]}
-    assert chat_answer_text(refusal)[1].startswith("refusal")
-    truncated = {"choices": [{"message": {"content": '{"la'}, "finish_reason": "length"}]}
-    assert chat_answer_text(truncated)[1].startswith("truncated")
-    incomplete = {"status": "incomplete", "incomplete_details": {"reason": "max_output_tokens"}}
-    assert responses_answer_text(incomplete)[1].startswith("truncated")
 
 
 def test_prices_resolve_snapshots_and_batch_is_half():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from llm_batch.job import EMBEDDINGS, BatchJob
+from llm_batch.job import BatchJob
 
 # Results ----------------------------------------------------------------------------------------
 
@@ -28,25 +28,15 @@ RESULT_PROVENANCE = pa.schema(
 )
 
 
-def answer_schema(job: BatchJob) -> pa.Schema:
-    """Typed columns of the answer: from the output schema's fields, or the embedding vector."""
-    if job.endpoint == EMBEDDINGS:
-        return pa.schema([("embedding", pa.list_(pa.float32())), ("dimensions", pa.int32())])
-    types = {"string": pa.string(), "number": pa.float64(), "integer": pa.int64(), "boolean": pa.bool_()}
-    schema = job.output_schema.model_json_schema()
-    columns = []
-    for name, prop in schema["properties"].items():
-        columns.append((name, types.get(prop.get("type"), pa.string())))
-    return pa.schema(columns)
-
-
 def results_schema(job: BatchJob) -> pa.Schema:
     """The columns of a result row: the typed answer, then where it came from.
 
     In the job's target table ``key`` and ``row_date`` take the job's key and date column names,
     ``logical_date`` is added, and the key column is the primary key.
     """
-    return pa.schema([*answer_schema(job), *RESULT_PROVENANCE, ("answered_at", pa.timestamp("us"))])
+    return pa.schema(
+        [*job.endpoint_strategy.answer_columns(job), *RESULT_PROVENANCE, ("answered_at", pa.timestamp("us"))]
+    )
 
 
 # Failures ---------------------------------------------------------------------------------------
