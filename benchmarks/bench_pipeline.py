@@ -53,10 +53,10 @@ from include.sample_data.reviews import generate_reviews
 from llm_batch import pipeline
 from llm_batch.batch_rules import check_lines
 from llm_batch.collect import collect_shard
+from llm_batch.handoffs import ShardSpec
 from llm_batch.job import ShardLimits
 from llm_batch.pipeline import RunWindow, build_run, load_run
 from llm_batch.request_lines import build_requests
-from llm_batch.submission import ShardSpec
 from llm_batch.triggers import batch_summary
 from llm_batch.warehouse import duckdb_warehouse
 
@@ -176,12 +176,12 @@ def bench_build(job, rows: pa.Table, repeat: int) -> dict[str, Any]:
     lines = [line.line for line in built.lines]
     t_validate, _ = timed(lambda: check_lines(lines, job.endpoint), repeat)
     t_run, run = timed(lambda: build_run(job, window, rows, set()), repeat)
-    size = sum(s["bytes"] for s in run["shards"])
+    size = sum(s.bytes for s in run.shards)
 
     print(
         f"\n1. build + validate: {rows.num_rows:,} rows -> {len(lines):,} request lines "
-        f"({run['summary']['rejected']:,} rejected, {run['summary']['duplicates_collapsed']:,} duplicates), "
-        f"{len(run['shards'])} shard(s), {size / MB:,.1f} MB"
+        f"({run.summary.rejected:,} rejected, {run.summary.duplicates_collapsed:,} duplicates), "
+        f"{len(run.shards)} shard(s), {size / MB:,.1f} MB"
     )
     show("first build_run in a process (200 rows; imports)", cold, "s")
     show("build_requests (rows -> lines)", t_requests, "s", 3.0)
@@ -244,7 +244,7 @@ def parse_and_validate(lines: list[bytes], loads: Callable[[bytes], Any], model)
 
 
 def bench_collect(job, run: dict[str, Any], tmp: Path, repeat: int) -> list[dict[str, Any]]:
-    specs = [ShardSpec.from_dict(s) for s in run["shards"]]
+    specs = run.shards
     server = ServerProcess(tmp / "batch-api", "--validating-seconds", "0", "--finalizing-seconds", "0")
     server.start()
     try:
@@ -266,7 +266,7 @@ def bench_collect(job, run: dict[str, Any], tmp: Path, repeat: int) -> list[dict
         t_fast, _ = timed(lambda: parse_and_validate(lines, orjson.loads, model), repeat)
         t_std, _ = timed(lambda: parse_and_validate(lines, json.loads, model), repeat)
 
-        results = sum(c["results"] for c in collected)
+        results = sum(c.results for c in collected)
         print(f"\n2. parse + validate: {len(lines):,} output lines, {sum(map(len, outputs)) / MB:,.1f} MB")
         show("local server: upload + run the batch (not a target)", t_server, "s")
         passed = show("collect_shard (download, parse, validate, write)", t_collect, "s", 0.5)
@@ -302,7 +302,7 @@ def bench_collect(job, run: dict[str, Any], tmp: Path, repeat: int) -> list[dict
 
 def bench_load(job, rows: pa.Table, run: dict[str, Any], collected, tmp: Path, baseline_rows: int):
     window = window_of(rows)
-    rejections = run["summary"]["rejections_path"]
+    rejections = run.summary.rejections_path
 
     def load(path: Path) -> dict[str, Any]:
         with duckdb_warehouse(path) as warehouse:
@@ -313,18 +313,18 @@ def bench_load(job, rows: pa.Table, run: dict[str, Any], collected, tmp: Path, b
     t_second, again = timed(lambda: load(db), 1)
     with duckdb.connect(str(db)) as con:
         stored = con.execute(f"SELECT COUNT(*) FROM {job.target_table}").fetchone()[0]
-    n = landed["results"]
+    n = landed.results
     print(f"\n3. load: {n:,} results and {landed['failures']:,} failures into a fresh DuckDB file")
     show("load_run, first load", t_first, "s", 3.0)
     show("load_run, second identical load (replace)", t_second, "s", 3.0)
     show("load_run, first load", n / t_first, "rows/s")
     show("load_run, second load", n / t_second, "rows/s")
     show("rows in the table after both loads (= results)", stored, "rows")
-    show("rows replaced by the second load", again["replaced"], "rows")
+    show("rows replaced by the second load", again.replaced, "rows")
     show("traced peak: load_run (Arrow buffers not traced)", traced_peak(lambda: load(db)), "MB")
     show("peak RSS of this process so far", rss_mb(), "MB")
 
-    target = pq.read_table(collected[0]["results_path"].removeprefix("file://")).slice(0, baseline_rows)
+    target = pq.read_table(collected[0].results_path.removeprefix("file://")).slice(0, baseline_rows)
     tuples = list(zip(*(c.to_pylist() for c in target.columns), strict=True))
     with duckdb.connect(str(tmp / "baseline.duckdb")) as con:
         con.register("source", target)
@@ -427,15 +427,15 @@ def child_build(rows_path: Path, storage: Path) -> None:
         }
         for s in stats[:6]
     ]
-    shards = run["shards"]
+    shards = run.shards
     print(
         json.dumps(
             {
                 "rows": rows.num_rows,
-                "requests": run["summary"]["requests"],
+                "requests": run.summary.requests,
                 "shards": len(shards),
-                "largest_shard": max(s["bytes"] for s in shards),
-                "line_mb": sum(s["bytes"] for s in shards) / MB,
+                "largest_shard": max(s.bytes for s in shards),
+                "line_mb": sum(s.bytes for s in shards) / MB,
                 "rss_added_mb": rss_added,
                 "rss_peak_mb": rss_peak,
                 "traced_peak_mb": peak,

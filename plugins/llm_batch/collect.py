@@ -21,17 +21,17 @@ import pyarrow.compute as pc
 
 from llm_batch import answers
 from llm_batch.backends import BatchBackend, BatchState, LineOutcome, ResultLine
+from llm_batch.clock import utcnow
+from llm_batch.digests import content_digest
+from llm_batch.handoffs import ShardOutcome, ShardSpec
 from llm_batch.job import BatchJob
-from llm_batch.ledger import utcnow
 from llm_batch.pricing import cost_of
-from llm_batch.sharding import content_digest
+from llm_batch.retryable import is_retryable_batch_failure, is_retryable_status
 from llm_batch.storage import ObjectStoragePath, read_table, write_bytes, write_table
-from llm_batch.submission import RETRYABLE_BATCH_ERRORS, ShardSpec
 from llm_batch.warehouse.tables import FAILURE_SCHEMA, results_schema
 
 log = logging.getLogger(__name__)
 
-RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 # Requests the batch never ran: the next round sends them again, under these reasons.
 NEVER_RAN = {LineOutcome.EXPIRED: "batch_expired", LineOutcome.CANCELLED: "batch_cancelled"}
 
@@ -62,18 +62,19 @@ def describe_batch_errors(summary: dict[str, Any], limit: int = 20) -> str:
 
 def collect_shard(
     backend: BatchBackend, job: BatchJob, spec: ShardSpec, summary: dict[str, Any], *, submission_key: str
-) -> dict[str, Any]:
+) -> ShardOutcome:
     """Parse the batch's result lines; write results, failures and the next round's shard next to the input.
 
     ``summary`` is the wait step's XCom (``BatchState.to_summary()``, or a summary of an earlier version).
     """
-    batch_id = summary["id"]
+    batch_id, state = summary["id"], BatchState.from_summary(summary)
+    model = summary.get("model") or job.model  # the batch's model, as priced; a line may name its snapshot
     index = _index(spec)
     collected = Collected()
     seen: set[str] = set()
     if summary["status"] == "failed":
         codes = {e.get("code") for e in summary.get("errors") or []}
-        if not codes or not codes <= RETRYABLE_BATCH_ERRORS:
+        if not is_retryable_batch_failure(codes):
             raise BatchFailedError(
                 f"Batch {batch_id} for shard {spec.shard} (round {spec.attempt}) failed; nothing of it is "
                 "loaded:\n" + describe_batch_errors(summary)
@@ -81,14 +82,14 @@ def collect_shard(
         # e.g. the enqueued-token limit: the content is fine, so the whole shard goes to the next round.
         collected.retry = {custom_id: "_".join(sorted(codes)) for custom_id in index}
         seen.update(index)
-    for line in backend.results(BatchState.from_summary(summary)):
+    for line in backend.results(state):
         if line.custom_id not in index or line.custom_id in seen:
             kind = "output" if line.outcome is LineOutcome.ANSWERED else "error"
             log.warning("Ignoring %s line for unknown or repeated custom_id %r", kind, line.custom_id)
             continue
         seen.add(line.custom_id)
         if line.outcome is LineOutcome.ANSWERED:
-            _take_output(job, line, index, batch_id, spec, collected)
+            _take_output(job, model, line, index, batch_id, spec, collected)
         else:
             _take_error(line, index, batch_id, spec, collected)
     for custom_id in index.keys() - seen:
@@ -109,9 +110,11 @@ def collect_shard(
     stem = f"shard-{spec.shard:03d}-round-{spec.attempt}"
     results_path = base / f"{stem}.results.parquet"
     failures_path = base / f"{stem}.failures.parquet"
-    write_table(results_path, results_table(job, collected.results, answered_at=_finished_at(summary)))
+    write_table(
+        results_path,
+        results_table(job, collected.results, answered_at=_finished_at(state)),
+    )
     write_table(failures_path, failures_table(collected.failures))
-    model = summary.get("model") or job.model
     cost = cost_of(model, collected.input_tokens, collected.output_tokens)
     reasons = Counter(f["reason"] for f in collected.failures) + Counter(collected.retry.values())
     log.info(
@@ -123,26 +126,26 @@ def collect_shard(
         len(collected.retry) if retry_spec else 0,
         dict(reasons) or "no failures",
     )
-    return {
-        "batch_id": batch_id,
-        "submission_key": submission_key,
-        "status": summary["status"],
-        "shard": spec.shard,
-        "attempt": spec.attempt,
-        "results_path": str(results_path),
-        "failures_path": str(failures_path),
-        "results": len(collected.results),
-        "failures": len(collected.failures),
-        "retries": len(collected.retry) if retry_spec else 0,
-        "failure_reasons": dict(Counter(f["reason"] for f in collected.failures)),
-        "retry_reasons": dict(Counter(collected.retry.values())) if retry_spec else {},
-        "input_tokens": collected.input_tokens,
-        "output_tokens": collected.output_tokens,
-        "cost_usd": cost.batch_usd,
-        "sync_cost_usd": cost.sync_usd,
-        "model": model,
-        "retry_spec": retry_spec.to_dict() if retry_spec else None,
-    }
+    return ShardOutcome(
+        batch_id=batch_id,
+        submission_key=submission_key,
+        status=summary["status"],
+        shard=spec.shard,
+        attempt=spec.attempt,
+        results_path=str(results_path),
+        failures_path=str(failures_path),
+        results=len(collected.results),
+        failures=len(collected.failures),
+        retries=len(collected.retry) if retry_spec else 0,
+        failure_reasons=dict(Counter(f["reason"] for f in collected.failures)),
+        retry_reasons=dict(Counter(collected.retry.values())) if retry_spec else {},
+        input_tokens=collected.input_tokens,
+        output_tokens=collected.output_tokens,
+        cost_usd=cost.batch_usd,
+        sync_cost_usd=cost.sync_usd,
+        model=model,
+        retry_spec=retry_spec,
+    )
 
 
 def _index(spec: ShardSpec) -> dict[str, dict[str, Any]]:
@@ -163,7 +166,7 @@ def _custom_ids(spec: ShardSpec) -> Iterator[str]:
                 yield orjson.loads(raw)["custom_id"]
 
 
-def _take_output(job, line: ResultLine, index, batch_id, spec, collected: Collected) -> None:
+def _take_output(job, model: str, line: ResultLine, index, batch_id, spec, collected: Collected) -> None:
     custom_id = line.custom_id
     row = index[custom_id]
     body = line.body or {}
@@ -183,7 +186,7 @@ def _take_output(job, line: ResultLine, index, batch_id, spec, collected: Collec
             "row_date": row["row_date"],
             "custom_id": custom_id,
             "request_fingerprint": row["request_fingerprint"],
-            "model": body.get("model") or job.model,
+            "model": body.get("model") or model,
             "prompt_version": job.prompt_version,
             "batch_id": batch_id,
             "input_tokens": input_tokens,
@@ -196,7 +199,7 @@ def _take_error(line: ResultLine, index, batch_id, spec, collected: Collected) -
     custom_id, status = line.custom_id, line.status_code
     if line.outcome in NEVER_RAN:
         collected.retry[custom_id] = NEVER_RAN[line.outcome]
-    elif status in RETRYABLE_STATUS:
+    elif status is not None and is_retryable_status(status):
         collected.retry[custom_id] = "rate_limited" if status == 429 else f"server_error_{status}"
     else:
         reason = line.error_code or f"http_{status}"
@@ -247,12 +250,10 @@ def _write_retry_shard(spec: ShardSpec, retry: dict[str, str]) -> ShardSpec:
     )
 
 
-def _finished_at(summary: dict[str, Any]) -> dt.datetime:
+def _finished_at(state: BatchState) -> dt.datetime:
     """When the batch ended, by the service's clock: collecting the same batch again gives the same rows."""
-    for name in ("completed_at", "expired_at", "cancelled_at", "finalizing_at"):
-        if summary.get(name):
-            return dt.datetime.fromtimestamp(summary[name], dt.UTC).replace(tzinfo=None)
-    return utcnow()
+    ended = state.times.ended_at
+    return dt.datetime.fromtimestamp(ended, dt.UTC).replace(tzinfo=None) if ended else utcnow()
 
 
 def results_table(

@@ -98,8 +98,10 @@ def build_batch_dag(
     return dag
 
 
-def _job_for(job: BatchJob, context: dict[str, Any]) -> BatchJob:
-    return job.with_overrides(model=(context.get("params") or {}).get("model"))
+def _options(context: dict[str, Any]):
+    from llm_batch.steps import RunOptions
+
+    return RunOptions.from_params(context.get("params"))
 
 
 def _window(context: dict[str, Any]):
@@ -114,30 +116,25 @@ def _window(context: dict[str, Any]):
         raise AirflowFailException(str(exc)) from None
 
 
+def _outcomes(collected: Any) -> list:
+    """The collect tasks' records of every round; a skipped round left ``None``."""
+    from llm_batch.handoffs import ShardOutcome
+
+    # By index, not iteration: iterating a mapped XCom reads one past the end, which Airflow logs
+    # as an error in every successful run (and a concatenation of rounds takes no slices).
+    return [ShardOutcome.from_xcom(c) for c in (collected[i] for i in range(len(collected))) if c]
+
+
 def _build_task(job: BatchJob, pool: dict[str, Any]):
     @task(task_id="build", **pool)
     def build(**context: Any) -> list[dict[str, Any]]:
         """Extract the interval's rows, drop those already settled, build and shard the requests."""
-        from llm_batch import pipeline
-        from llm_batch.warehouse import warehouse_for_conn_id
+        from llm_batch import steps
 
-        run_job, window, params = _job_for(job, context), _window(context), context["params"]
-        with warehouse_for_conn_id(run_job.source_conn_id, read_only=True) as source:
-            rows = pipeline.extract_rows(run_job, window, source, row_limit=params.get("row_limit"))
-        settled: set[tuple[str, str]] = set()
-        if not params.get("force"):
-            with warehouse_for_conn_id(run_job.warehouse_conn_id) as warehouse:
-                settled = pipeline.settled_requests(run_job, window, warehouse)
-        built = pipeline.build_run(
-            run_job,
-            window,
-            rows,
-            settled,
-            dry_run=bool(params.get("dry_run")),
-            identity_salt=context["run_id"] if params.get("force") else "",
-        )
-        context["ti"].xcom_push(key="summary", value=built["summary"])
-        return built["shards"]
+        options = _options(context)
+        built = steps.build(options.job_for(job), _window(context), options, run_id=context["run_id"])
+        context["ti"].xcom_push(key="summary", value=built.summary.to_xcom())
+        return [spec.to_xcom() for spec in built.shards]
 
     return build()
 
@@ -146,22 +143,14 @@ def _submit_task(job: BatchJob, pool: dict[str, Any]):
     @task(task_id="submit", **pool)
     def submit(spec: dict[str, Any], **context: Any) -> dict[str, Any]:
         """Create this shard's batch, or re-attach to the one an earlier try already created."""
-        from llm_batch.backends import batch_backend
-        from llm_batch.ledger import BatchLedger
-        from llm_batch.submission import ShardSpec, submit_shard
-        from llm_batch.warehouse import warehouse_for_conn_id
+        from llm_batch import steps
+        from llm_batch.handoffs import ShardSpec
 
-        if context["params"].get("dry_run"):
+        options = _options(context)
+        if options.dry_run:
             raise AirflowSkipException("dry run: nothing is submitted")
-        run_job = _job_for(job, context)
-        with warehouse_for_conn_id(run_job.warehouse_conn_id) as warehouse:
-            return submit_shard(
-                batch_backend(run_job.openai_conn_id),
-                BatchLedger(warehouse),
-                run_job,
-                ShardSpec.from_dict(spec),
-                run_id=context["run_id"],
-            )
+        shard = ShardSpec.from_xcom(spec)
+        return steps.submit(options.job_for(job), shard, run_id=context["run_id"]).to_xcom()
 
     return submit
 
@@ -170,99 +159,67 @@ def _collect_task(job: BatchJob, pool: dict[str, Any]):
     @task(task_id="collect", **pool)
     def collect(pair: tuple[dict[str, Any], dict[str, Any]], **context: Any) -> dict[str, Any]:
         """Parse the finished batch into results, failures and the next round's requests."""
-        from llm_batch.backends import batch_backend
-        from llm_batch.collect import BatchFailedError, collect_shard
-        from llm_batch.ledger import BatchLedger, utcnow
-        from llm_batch.submission import ShardSpec
-        from llm_batch.warehouse import warehouse_for_conn_id
+        from llm_batch import steps
+        from llm_batch.collect import BatchFailedError
+        from llm_batch.handoffs import Submission
 
-        submitted, summary = pair
-        run_job = _job_for(job, context)
-        key = submitted["submission_key"]
-        with warehouse_for_conn_id(run_job.warehouse_conn_id) as warehouse:
-            ledger = BatchLedger(warehouse)
-            try:
-                outcome = collect_shard(
-                    batch_backend(run_job.openai_conn_id),
-                    run_job,
-                    ShardSpec.from_dict(submitted["spec"]),
-                    summary,
-                    submission_key=key,
-                )
-            except BatchFailedError as exc:
-                ledger.update(key, status="failed", error=str(exc)[:4000], finished_at=utcnow())
-                raise AirflowFailException(str(exc)) from None  # the same bytes would fail again
-            counts = summary["request_counts"]
-            ledger.update(
-                key,
-                status=summary["status"],
-                completed=counts["completed"],
-                failed=counts["failed"],
-                input_tokens=outcome["input_tokens"],
-                output_tokens=outcome["output_tokens"],
-                cost_usd=outcome["cost_usd"],
-                sync_cost_usd=outcome["sync_cost_usd"],
-                finished_at=utcnow(),
-            )
-        return outcome
+        submitted, batch_summary = pair
+        run_job = _options(context).job_for(job)
+        try:
+            return steps.collect(run_job, Submission.from_xcom(submitted), batch_summary).to_xcom()
+        except BatchFailedError as exc:
+            raise AirflowFailException(str(exc)) from None  # the same bytes would fail again
 
     return collect
 
 
 def _next_round_task():
     @task(task_id="next_round")
-    def next_round(collected: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def next_round(collected: Any) -> list[dict[str, Any]]:
         """The shards of requests worth another try; an empty list skips the next round."""
-        # One slice, not iteration: iterating a mapped XCom reads one past the end, which
-        # Airflow logs as an error in every successful run.
-        return [c["retry_spec"] for c in collected[:] if c and c.get("retry_spec")]
+        from llm_batch import steps
+
+        return [spec.to_xcom() for spec in steps.next_round(_outcomes(collected))]
 
     return next_round
 
 
 def _load_task(job: BatchJob, pool: dict[str, Any]):
     @task(task_id="load", trigger_rule="none_failed", outlets=[Asset(name=job.target_table)], **pool)
-    def load(summary: dict[str, Any], collected: list[dict[str, Any]], **context: Any) -> dict[str, Any]:
+    def load(summary: dict[str, Any], collected: Any, **context: Any) -> dict[str, Any]:
         """Land results and failures; the run's rows are replaced in one transaction."""
-        from llm_batch import pipeline
-        from llm_batch.warehouse import warehouse_for_conn_id
+        from llm_batch import steps
+        from llm_batch.handoffs import BuildSummary
 
-        if summary["dry_run"]:
+        built = BuildSummary.from_xcom(summary)
+        if built.dry_run:
             raise AirflowSkipException("dry run: nothing to load")
-        run_job, window = _job_for(job, context), _window(context)
-        # A run without a logical date (a date range from the UI or REST) is dated by its window.
         interval_start = context.get("data_interval_start")
-        with warehouse_for_conn_id(run_job.warehouse_conn_id) as warehouse:
-            return pipeline.load_run(
-                run_job,
-                window,
-                warehouse,
-                [c for c in collected if c],
-                summary["rejections_path"],
-                logical_date=interval_start.date() if interval_start else window.start,
-            )
+        return steps.load(
+            _options(context).job_for(job),
+            _window(context),
+            built,
+            _outcomes(collected),
+            logical_date=interval_start.date() if interval_start else None,
+        ).to_xcom()
 
     return load
 
 
 def _report_task(job: BatchJob, pool: dict[str, Any]):
     @task(task_id="report", trigger_rule="none_failed", **pool)
-    def report(summary: dict[str, Any], collected: list[dict[str, Any]], loaded: Any, **context: Any) -> dict:
+    def report(summary: dict[str, Any], collected: Any, loaded: Any, **context: Any) -> dict[str, Any]:
         """Counts, failures by reason, tokens and cost; fails the run over the failure threshold."""
-        from llm_batch import pipeline
-        from llm_batch.warehouse import warehouse_for_conn_id
+        from llm_batch import steps
+        from llm_batch.handoffs import BuildSummary
+        from llm_batch.pipeline import FailureThresholdExceeded
 
-        run_job = _job_for(job, context)
-        with warehouse_for_conn_id(run_job.warehouse_conn_id) as warehouse:
-            try:
-                return pipeline.report_run(
-                    run_job,
-                    summary,
-                    [c for c in collected if c],
-                    run_id=context["run_id"],
-                    warehouse=None if summary["dry_run"] else warehouse,
-                )
-            except pipeline.FailureThresholdExceeded as exc:
-                raise AirflowFailException(str(exc)) from None  # a retry would count the same failures
+        run_job = _options(context).job_for(job)
+        try:
+            return steps.report(
+                run_job, BuildSummary.from_xcom(summary), _outcomes(collected), run_id=context["run_id"]
+            ).to_xcom()
+        except FailureThresholdExceeded as exc:
+            raise AirflowFailException(str(exc)) from None  # a retry would count the same failures
 
     return report

@@ -8,9 +8,12 @@ ids, counts, tokens and cost; never a credential.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
+from llm_batch.clock import utcnow
+from llm_batch.handoffs import ShardOutcome
 from llm_batch.warehouse import queries
 from llm_batch.warehouse.tables import LEDGER_TABLE
 
@@ -53,10 +56,6 @@ class LedgerEntry:
 _COLUMNS = [f.name for f in fields(LedgerEntry)]
 
 
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
 class BatchLedger:
     """The ledger table of a warehouse; its statements live in ``llm_batch.warehouse.queries``."""
 
@@ -74,6 +73,27 @@ class BatchLedger:
 
     def update(self, submission_key: str, **changes: Any) -> None:
         queries.update_ledger_row(self.warehouse, submission_key, changes)
+
+    def record_outcome(
+        self, submission_key: str, batch_summary: Mapping[str, Any], outcome: ShardOutcome
+    ) -> None:
+        """The batch ended and was collected: its status, counts, tokens and cost."""
+        counts = batch_summary["request_counts"]
+        self.update(
+            submission_key,
+            status=batch_summary["status"],
+            completed=counts["completed"],
+            failed=counts["failed"],
+            input_tokens=outcome.input_tokens,
+            output_tokens=outcome.output_tokens,
+            cost_usd=outcome.cost_usd,
+            sync_cost_usd=outcome.sync_cost_usd,
+            finished_at=utcnow(),
+        )
+
+    def record_failure(self, submission_key: str, error: str) -> None:
+        """The batch failed as a whole: nothing of it can be landed."""
+        self.update(submission_key, status="failed", error=error[:4000], finished_at=utcnow())
 
     def entries(self, job: str, interval_label: str | None = None) -> list[LedgerEntry]:
         where: dict[str, Any] = {"job": job}

@@ -1,8 +1,8 @@
 """The steps of one run, as plain functions the DAG's tasks call: extract, build, load, report.
 
-Each step reads and writes files under the run's directory and returns a small JSON-able dict
-for XCom, so tasks on different workers hand work to each other without moving data through
-the metadata database.
+Each step reads and writes files under the run's directory and returns a small typed record
+(``llm_batch.handoffs``), so tasks on different workers hand work to each other without moving
+data through the metadata database.
 """
 
 from __future__ import annotations
@@ -18,13 +18,14 @@ import orjson
 import pyarrow as pa
 
 from llm_batch.batch_rules import check_lines
+from llm_batch.clock import utcnow
+from llm_batch.digests import content_digest
+from llm_batch.handoffs import BuildSummary, BuiltRun, LoadCounts, RunReport, ShardOutcome, ShardSpec
 from llm_batch.job import BatchJob
-from llm_batch.ledger import utcnow
 from llm_batch.pricing import cost_of
 from llm_batch.request_lines import Rejection, RequestLine, dedupe, iter_requests
-from llm_batch.sharding import content_digest, iter_shards
+from llm_batch.sharding import iter_shards
 from llm_batch.storage import ObjectStoragePath, read_table, run_dir, storage_root, write_bytes, write_table
-from llm_batch.submission import ShardSpec
 from llm_batch.warehouse import queries
 from llm_batch.warehouse.tables import FAILURE_SCHEMA, FAILURE_TABLE_KEY, FAILURE_TABLE_SCHEMA, results_schema
 
@@ -134,7 +135,7 @@ def build_run(
     *,
     dry_run: bool = False,
     identity_salt: str = "",
-) -> dict[str, Any]:
+) -> BuiltRun:
     """Build, check and shard the requests; write shards, index and rejections; describe them.
 
     Shards are built, checked and written one at a time, and only their small index rows are
@@ -187,32 +188,30 @@ def build_run(
     write_table(index_path, pa.concat_tables(index_parts) if index_parts else _index_table([], 0))
     rejections_path = directory / "rejections.parquet"
     write_table(rejections_path, rejections_table(job, rejections))
-    specs = [ShardSpec(index_path=str(index_path), **spec).to_dict() for spec in specs]
+    shards = [ShardSpec(index_path=str(index_path), **spec) for spec in specs]
 
-    requests = sum(spec["requests"] for spec in specs)
+    requests = sum(spec.requests for spec in shards)
     output_tokens = job.endpoint_strategy.expected_output_tokens * requests
     estimate = cost_of(job.model, estimated_tokens, output_tokens)
-    summary = {
-        "window": window.label,
-        "rows_in": rows.num_rows,
-        "duplicates_collapsed": collapsed,
-        "already_settled": rows.num_rows - collapsed - len(rejections) - requests,
-        "rejected": len(rejections),
-        "rejection_reasons": dict(Counter(r.reason for r in rejections)),
-        "requests": requests,
-        "shards": len(specs),
-        "estimated_input_tokens": estimated_tokens,
-        "estimated_cost_usd": estimate.batch_usd,
-        "estimated_sync_cost_usd": estimate.sync_usd,
-        "rejections_path": str(rejections_path),
-        "run_dir": str(directory),
-        "dry_run": dry_run,
-    }
-    log.info(
-        "Built %s",
-        orjson.dumps({k: v for k, v in summary.items() if not k.endswith(("path", "dir"))}).decode(),
+    summary = BuildSummary(
+        window=window.label,
+        rows_in=rows.num_rows,
+        duplicates_collapsed=collapsed,
+        already_settled=rows.num_rows - collapsed - len(rejections) - requests,
+        rejected=len(rejections),
+        rejection_reasons=dict(Counter(r.reason for r in rejections)),
+        requests=requests,
+        shards=len(shards),
+        estimated_input_tokens=estimated_tokens,
+        estimated_cost_usd=estimate.batch_usd,
+        estimated_sync_cost_usd=estimate.sync_usd,
+        rejections_path=str(rejections_path),
+        run_dir=str(directory),
+        dry_run=dry_run,
     )
-    return {"shards": specs, "summary": summary}
+    described = {k: v for k, v in summary.to_xcom().items() if not k.endswith(("path", "dir", "version"))}
+    log.info("Built %s", orjson.dumps(described).decode())
+    return BuiltRun(shards=shards, summary=summary)
 
 
 def _check_lines_like_the_server(job: BatchJob, lines: Sequence[RequestLine]) -> None:
@@ -265,17 +264,15 @@ def load_run(
     job: BatchJob,
     window: RunWindow,
     warehouse: Warehouse,
-    collected: list[dict[str, Any]],
+    collected: list[ShardOutcome],
     rejections_path: str,
     *,
     logical_date: dt.date,
-) -> dict[str, Any]:
+) -> LoadCounts:
     """Land the run's results and failures; repeating it leaves the tables as they are."""
-    results = _concat(
-        [read_table(ObjectStoragePath(c["results_path"])) for c in collected], results_schema(job)
-    )
+    results = _concat([read_table(ObjectStoragePath(c.results_path)) for c in collected], results_schema(job))
     failures = _concat(
-        [read_table(ObjectStoragePath(c["failures_path"])) for c in collected]
+        [read_table(ObjectStoragePath(c.failures_path)) for c in collected]
         + [read_table(ObjectStoragePath(rejections_path))],
         FAILURE_SCHEMA,
     )
@@ -298,7 +295,7 @@ def load_run(
         recorded.inserted,
         cleared,
     )
-    return {"results": target.num_rows, "failures": failures.num_rows, "replaced": landed.deleted}
+    return LoadCounts(results=target.num_rows, failures=failures.num_rows, replaced=landed.deleted)
 
 
 def _to_target(job: BatchJob, results: pa.Table, logical_date: dt.date) -> pa.Table:
@@ -320,56 +317,53 @@ def _concat(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:
 
 def report_run(
     job: BatchJob,
-    build_summary: dict[str, Any],
-    collected: list[dict[str, Any]],
+    build_summary: BuildSummary,
+    collected: list[ShardOutcome],
     *,
     run_id: str,
     warehouse: Warehouse | None,
-) -> dict[str, Any]:
+) -> RunReport:
     """Counts, failures by reason, tokens and cost (batch vs synchronous price) of one run."""
     reasons: Counter[str] = Counter()
     for c in collected:
-        reasons.update(c.get("failure_reasons") or {})
-    input_tokens = sum(c["input_tokens"] for c in collected)
-    output_tokens = sum(c["output_tokens"] for c in collected)
-    cost = sum(c["cost_usd"] for c in collected)
-    sync_cost = sum(c["sync_cost_usd"] for c in collected)
-    submitted = build_summary["requests"]
+        reasons.update(c.failure_reasons)
+    submitted = build_summary.requests
     failed_after_submit = sum(reasons.values())
-    report = {
-        "job": job.name,
-        "window": build_summary["window"],
-        "run_id": run_id,
-        "dry_run": build_summary["dry_run"],
-        "rows_in": build_summary["rows_in"],
-        "already_settled": build_summary["already_settled"],
-        "duplicates_collapsed": build_summary["duplicates_collapsed"],
-        "rejected": build_summary["rejected"],
-        "requests": submitted,
-        "results": sum(c["results"] for c in collected),
-        "failures": failed_after_submit,
-        "failure_reasons": dict(reasons + Counter(build_summary["rejection_reasons"])),
-        "batches": len({c["batch_id"] for c in collected}),
-        "rounds": max((c["attempt"] for c in collected), default=0),
-        "input_tokens": input_tokens,
-        "output_tokens": output_tokens,
-        "cost_usd": round(cost, 6),
-        "sync_cost_usd": round(sync_cost, 6),
-        "estimated_cost_usd": build_summary["estimated_cost_usd"],
-        "estimated_sync_cost_usd": build_summary["estimated_sync_cost_usd"],
-        "failure_share": round(failed_after_submit / submitted, 4) if submitted else 0.0,
-    }
-    log.info("Run report: %s", orjson.dumps(report).decode())
+    report = RunReport(
+        job=job.name,
+        window=build_summary.window,
+        run_id=run_id,
+        dry_run=build_summary.dry_run,
+        rows_in=build_summary.rows_in,
+        already_settled=build_summary.already_settled,
+        duplicates_collapsed=build_summary.duplicates_collapsed,
+        rejected=build_summary.rejected,
+        requests=submitted,
+        results=sum(c.results for c in collected),
+        failures=failed_after_submit,
+        failure_reasons=dict(reasons + Counter(build_summary.rejection_reasons)),
+        batches=len({c.batch_id for c in collected}),
+        rounds=max((c.attempt for c in collected), default=0),
+        input_tokens=sum(c.input_tokens for c in collected),
+        output_tokens=sum(c.output_tokens for c in collected),
+        cost_usd=round(sum(c.cost_usd for c in collected), 6),
+        sync_cost_usd=round(sum(c.sync_cost_usd for c in collected), 6),
+        estimated_cost_usd=build_summary.estimated_cost_usd,
+        estimated_sync_cost_usd=build_summary.estimated_sync_cost_usd,
+        failure_share=round(failed_after_submit / submitted, 4) if submitted else 0.0,
+    )
+    figures = {k: v for k, v in report.to_xcom().items() if k != "schema_version"}
+    log.info("Run report: %s", orjson.dumps(figures).decode())
     if warehouse is not None:
         row = {
-            **report,
-            "failure_reasons": orjson.dumps(report["failure_reasons"]).decode(),
+            **figures,
+            "failure_reasons": orjson.dumps(report.failure_reasons).decode(),
             "reported_at": utcnow(),
         }
         queries.record_run(warehouse, row)
-    if report["failure_share"] > job.max_failure_share:
+    if report.failure_share > job.max_failure_share:
         raise FailureThresholdExceeded(
-            f"{failed_after_submit} of {submitted} requests failed ({report['failure_share']:.1%}), over the "
+            f"{failed_after_submit} of {submitted} requests failed ({report.failure_share:.1%}), over the "
             f"threshold of {job.max_failure_share:.1%}: {dict(reasons)}"
         )
     return report

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -161,8 +161,3 @@ def _row_problem(job: BatchJob, row: dict[str, Any]) -> tuple[str, str] | None:
         if isinstance(value, str) and not value.strip():
             return "empty_input", f"{column} is blank"
     return None
-
-
-def iter_jsonl(lines: Iterable[RequestLine]) -> Iterator[bytes]:
-    for line in lines:
-        yield line.line + b"\n"

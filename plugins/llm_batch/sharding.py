@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -26,10 +25,6 @@ class Shard:
     @property
     def estimated_tokens(self) -> int:
         return sum(line.estimated_tokens for line in self.lines)
-
-
-def split_into_shards(lines: Sequence[RequestLine], limits: ShardLimits) -> list[Shard]:
-    return list(iter_shards(lines, limits))
 
 
 def iter_shards(lines: Iterable[RequestLine], limits: ShardLimits) -> Iterator[Shard]:
@@ -63,7 +58,3 @@ def iter_shards(lines: Iterable[RequestLine], limits: ShardLimits) -> Iterator[S
         tokens += line.estimated_tokens
     if current:
         yield Shard(index, current)
-
-
-def content_digest(content: bytes) -> str:
-    return hashlib.sha256(content).hexdigest()

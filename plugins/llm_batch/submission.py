@@ -13,74 +13,25 @@ timed out but succeeded is found again, not duplicated.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from dataclasses import asdict, dataclass
-from typing import Any
 
 from llm_batch.backends import BatchBackend, BatchInput, BatchNotFound, BatchState, RetryPolicy, SubmissionTag
+from llm_batch.clock import utcnow
+from llm_batch.handoffs import ShardSpec, Submission
 from llm_batch.job import BatchJob
-from llm_batch.ledger import BatchLedger, LedgerEntry, utcnow
+from llm_batch.ledger import BatchLedger, LedgerEntry
+from llm_batch.retryable import is_retryable_batch_failure
 from llm_batch.storage import ObjectStoragePath
 
 log = logging.getLogger(__name__)
 
 LOOKUP_RETRY = RetryPolicy(tries=3, base=1.0, cap=30.0)
-# Batch-level failures that say nothing about the content: submitting the same bytes later may work.
-RETRYABLE_BATCH_ERRORS = frozenset({"token_limit_exceeded", "rate_limit_exceeded", "server_error"})
-
-
-@dataclass(frozen=True)
-class ShardSpec:
-    """One shard of one follow-up round, as XCom carries it between tasks (no secrets, no data)."""
-
-    job: str
-    interval_label: str
-    shard: int
-    attempt: int
-    path: str  # the JSONL file on the run's ObjectStoragePath
-    index_path: str  # custom_id -> key, row date, request fingerprint of the shard's first round
-    requests: int
-    bytes: int
-    estimated_tokens: int
-    digest: str
-    identity_salt: str = ""  # set by forced runs, so they pay for fresh answers instead of re-attaching
-
-    def submission_key_for(self, account: str) -> str:
-        """The identity of this shard's submission through ``account`` (``BatchBackend.account``)."""
-        return _identity_key([account, *self._identity()])
-
-    @property
-    def legacy_submission_key(self) -> str:
-        """The identity as written before it named the account: ledger rows of earlier runs."""
-        return _identity_key(self._identity())
-
-    def _identity(self) -> list[str]:
-        return [
-            self.job,
-            self.interval_label,
-            str(self.shard),
-            str(self.attempt),
-            self.digest,
-            self.identity_salt,
-        ]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ShardSpec:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
-
-
-def _identity_key(parts: list[str]) -> str:
-    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:40]
 
 
 def submit_shard(
     backend: BatchBackend, ledger: BatchLedger, job: BatchJob, spec: ShardSpec, *, run_id: str | None = None
-) -> dict[str, Any]:
-    """Return ``{"batch_id", "submission_key", "reattached", "spec"}`` for the shard's batch."""
+) -> Submission:
+    """The shard's batch: created now, or the one an earlier try (or an earlier version) created."""
     key = spec.submission_key_for(backend.account)
     entry = ledger.get(key)
     if entry is None:
@@ -187,9 +138,7 @@ def _labels(job: BatchJob, spec: ShardSpec) -> dict[str, str]:
 
 
 def _failed_for_a_retryable_reason(state: BatchState) -> bool:
-    if state.status != "failed" or not state.problems:
-        return False
-    return state.problem_codes <= RETRYABLE_BATCH_ERRORS
+    return state.status == "failed" and is_retryable_batch_failure(state.problem_codes)
 
 
 def _codes(state: BatchState) -> str:
@@ -226,5 +175,5 @@ def _intent(job: BatchJob, spec: ShardSpec, key: str, run_id: str | None, genera
     )
 
 
-def _result(batch_id: str, key: str, spec: ShardSpec, *, reattached: bool) -> dict[str, Any]:
-    return {"batch_id": batch_id, "submission_key": key, "reattached": reattached, "spec": spec.to_dict()}
+def _result(batch_id: str, key: str, spec: ShardSpec, *, reattached: bool) -> Submission:
+    return Submission(batch_id=batch_id, submission_key=key, reattached=reattached, spec=spec)

@@ -68,3 +68,12 @@ def test_schedule_is_nightly_over_the_previous_day(dagbag):
     dag = dagbag.dags["review_sentiment"]
     assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"
     assert dag.catchup is False
+
+
+def test_the_plugin_manager_leaves_the_library_alone():
+    """Airflow runs every file of the plugins folder under its bare name (``base``, ``responses``);
+    the library is imported by the DAGs instead, so its modules never shadow real ones."""
+    from airflow._shared.module_loading import find_path_from_directory
+
+    scanned = [Path(p) for p in find_path_from_directory(PROJECT / "plugins", ".airflowignore")]
+    assert not [p for p in scanned if "llm_batch" in p.parts]

@@ -12,9 +12,9 @@ from pydantic import BaseModel, Field
 from include.sample_data.reviews import generate_reviews
 from llm_batch.backends.openai_backend import OpenAIBatchBackend, batch_state
 from llm_batch.collect import BatchFailedError, collect_shard
+from llm_batch.handoffs import ShardSpec
 from llm_batch.pipeline import RunWindow, build_run
 from llm_batch.storage import ObjectStoragePath, read_table
-from llm_batch.submission import ShardSpec
 from local_batch_api.faults import METADATA_KEY
 from tests.batch_server import wait_for_batch
 from tests.llm_batch.jobs import embeddings_job, responses_job, sentiment_job
@@ -47,8 +47,8 @@ def backend(client) -> OpenAIBatchBackend:
 
 def built_shard(job, rows) -> ShardSpec:
     built = build_run(job, WINDOW, rows, set())
-    (spec,) = built["shards"]
-    return ShardSpec.from_dict(spec)
+    (spec,) = built.shards
+    return spec
 
 
 def test_clean_batch_gives_one_typed_result_per_request(client, tmp_path, rows):
@@ -57,12 +57,12 @@ def test_clean_batch_gives_one_typed_result_per_request(client, tmp_path, rows):
     outcome = collect_shard(
         backend(client), job, spec, run_batch(client, spec, job.endpoint), submission_key="k"
     )
-    results = read_table(ObjectStoragePath(outcome["results_path"]))
-    assert outcome["results"] == spec.requests == results.num_rows and outcome["failures"] == 0
-    assert outcome["retry_spec"] is None and outcome["input_tokens"] > 0
+    results = read_table(ObjectStoragePath(outcome.results_path))
+    assert outcome.results == spec.requests == results.num_rows and outcome.failures == 0
+    assert outcome.retry_spec is None and outcome.input_tokens > 0
     assert set(results["label"].to_pylist()) <= {"positive", "neutral", "negative"}
     assert results.schema.field("confidence").type == pa.float64()
-    assert 0 < outcome["cost_usd"] < outcome["sync_cost_usd"]
+    assert 0 < outcome.cost_usd < outcome.sync_cost_usd
 
 
 def test_responses_and_embeddings_jobs(client, tmp_path, rows):
@@ -71,14 +71,14 @@ def test_responses_and_embeddings_jobs(client, tmp_path, rows):
     outcome = collect_shard(
         backend(client), job, spec, run_batch(client, spec, job.endpoint), submission_key="k"
     )
-    assert outcome["results"] == spec.requests
+    assert outcome.results == spec.requests
     job = embeddings_job(storage_url=(tmp_path / "e").as_uri())
     spec = built_shard(job, rows.slice(0, 10))
     outcome = collect_shard(
         backend(client), job, spec, run_batch(client, spec, job.endpoint), submission_key="k"
     )
-    vectors = read_table(ObjectStoragePath(outcome["results_path"]))["embedding"].to_pylist()
-    assert len(vectors) == spec.requests and {len(v) for v in vectors} == {64}
+    vectors = read_table(ObjectStoragePath(outcome.results_path))["embedding"].to_pylist()
+    assert len(vectors) == spec.requests and {len(v) for v in vectors} == {256}
 
 
 def test_retryable_line_failures_become_the_next_round_then_failures(client, tmp_path, rows):
@@ -88,15 +88,15 @@ def test_retryable_line_failures_become_the_next_round_then_failures(client, tmp
     first = collect_shard(
         backend(client), job, spec, run_batch(client, spec, job.endpoint, faults), submission_key="k"
     )
-    assert first["retries"] > 0 and first["results"] + first["retries"] == spec.requests
-    retry = ShardSpec.from_dict(first["retry_spec"])
-    assert retry.attempt == 2 and retry.requests == first["retries"] and retry.digest != spec.digest
+    assert first.retries > 0 and first.results + first.retries == spec.requests
+    retry = first.retry_spec
+    assert retry.attempt == 2 and retry.requests == first.retries and retry.digest != spec.digest
     # The same custom_ids fail again under the same seed: the last round records them as failures.
     second = collect_shard(
         backend(client), job, retry, run_batch(client, retry, job.endpoint, faults), submission_key="k2"
     )
-    assert second["retry_spec"] is None and second["failures"] == retry.requests
-    assert second["failure_reasons"] == {"server_error_500": retry.requests}
+    assert second.retry_spec is None and second.failures == retry.requests
+    assert second.failure_reasons == {"server_error_500": retry.requests}
 
 
 def test_non_retryable_line_failures_are_recorded_with_their_reason(client, tmp_path, rows):
@@ -106,10 +106,10 @@ def test_non_retryable_line_failures_are_recorded_with_their_reason(client, tmp_
     outcome = collect_shard(
         backend(client), job, spec, run_batch(client, spec, job.endpoint, faults), submission_key="k"
     )
-    failures = read_table(ObjectStoragePath(outcome["failures_path"]))
-    assert outcome["retry_spec"] is None and failures.num_rows == outcome["failures"] > 0
+    failures = read_table(ObjectStoragePath(outcome.failures_path))
+    assert outcome.retry_spec is None and failures.num_rows == outcome.failures > 0
     assert set(failures["stage"].to_pylist()) == {"request"}
-    assert outcome["results"] + outcome["failures"] == spec.requests
+    assert outcome.results + outcome.failures == spec.requests
 
 
 def test_expired_batch_lands_the_finished_part_and_retries_the_rest(client, tmp_path, rows):
@@ -118,8 +118,8 @@ def test_expired_batch_lands_the_finished_part_and_retries_the_rest(client, tmp_
     summary = run_batch(client, spec, job.endpoint, {"expire_after_share": 0.5})
     assert summary["status"] == "expired"
     outcome = collect_shard(backend(client), job, spec, summary, submission_key="k")
-    assert outcome["results"] == spec.requests // 2
-    assert outcome["retry_reasons"] == {"batch_expired": spec.requests - spec.requests // 2}
+    assert outcome.results == spec.requests // 2
+    assert outcome.retry_reasons == {"batch_expired": spec.requests - spec.requests // 2}
 
 
 def test_cancelled_batch_retries_what_never_ran(start_server, tmp_path, rows):
@@ -134,8 +134,8 @@ def test_cancelled_batch_retries_what_never_ran(start_server, tmp_path, rows):
     client.batches.cancel(batch.id)
     summary = batch_state(wait_for_batch(client, batch.id)).to_summary()
     outcome = collect_shard(backend(client), job, spec, summary, submission_key="k")
-    assert outcome["results"] >= 10
-    assert outcome["retry_reasons"] == {"not_executed": spec.requests - outcome["results"]}
+    assert outcome.results >= 10
+    assert outcome.retry_reasons == {"not_executed": spec.requests - outcome.results}
 
 
 class StricterSentiment(BaseModel):
@@ -150,8 +150,8 @@ def test_answers_that_break_the_schema_are_failures_not_rows(client, tmp_path, r
     summary = run_batch(client, spec, job.endpoint)
     strict = sentiment_job(storage_url=tmp_path.as_uri(), output_schema=StricterSentiment)
     outcome = collect_shard(backend(client), strict, spec, summary, submission_key="k")
-    failures = read_table(ObjectStoragePath(outcome["failures_path"]))
-    assert outcome["results"] == 0 and failures.num_rows == spec.requests
+    failures = read_table(ObjectStoragePath(outcome.failures_path))
+    assert outcome.results == 0 and failures.num_rows == spec.requests
     assert set(failures["reason"].to_pylist()) == {"schema_violation"}
     assert "reason" in failures["detail"][0].as_py()
 
@@ -162,7 +162,7 @@ def test_truncated_answers_are_failures(client, tmp_path, rows):
     outcome = collect_shard(
         backend(client), job, spec, run_batch(client, spec, job.endpoint), submission_key="k"
     )
-    assert outcome["failure_reasons"] == {"truncated": spec.requests}
+    assert outcome.failure_reasons == {"truncated": spec.requests}
 
 
 def test_a_failed_batch_is_a_clear_error_naming_the_line(client, tmp_path, rows):
@@ -179,10 +179,10 @@ def test_each_shard_collects_only_its_own_requests(client, tmp_path, rows):
     from llm_batch.job import ShardLimits
 
     job = sentiment_job(storage_url=tmp_path.as_uri(), shard_limits=ShardLimits(max_requests=20))
-    specs = [ShardSpec.from_dict(s) for s in build_run(job, WINDOW, rows, set())["shards"]]
+    specs = build_run(job, WINDOW, rows, set()).shards
     assert len(specs) >= 2
     for spec in specs:
         outcome = collect_shard(
             backend(client), job, spec, run_batch(client, spec, job.endpoint), submission_key="k"
         )
-        assert outcome["results"] == spec.requests and outcome["retry_spec"] is None
+        assert outcome.results == spec.requests and outcome.retry_spec is None

@@ -10,7 +10,7 @@ import pytest
 
 from llm_batch.job import ShardLimits
 from llm_batch.request_lines import build_requests, custom_id_for, dedupe
-from llm_batch.sharding import ShardingError, split_into_shards
+from llm_batch.sharding import ShardingError, iter_shards
 from local_batch_api.validation import validate_lines
 from tests.llm_batch.jobs import embeddings_job, responses_job, sentiment_job
 
@@ -65,7 +65,7 @@ def test_responses_and_embeddings_bodies():
     assert orjson.loads(line.line)["body"] == {
         "model": "text-embedding-3-small",
         "input": "Great",
-        "dimensions": 64,
+        "dimensions": 256,
         "encoding_format": "float",
     }
 
@@ -112,14 +112,14 @@ def test_unsafe_keys_get_digest_custom_ids():
 
 def test_shards_respect_requests_bytes_and_token_budget():
     built = build_requests(sentiment_job(), reviews(*[f"review number {i}" for i in range(10)]))
-    assert [len(s.lines) for s in split_into_shards(built.lines, ShardLimits(max_requests=4))] == [4, 4, 2]
+    assert [len(s.lines) for s in list(iter_shards(built.lines, ShardLimits(max_requests=4)))] == [4, 4, 2]
     size = len(built.lines[0].line) + 1
-    assert all(len(s.lines) <= 2 for s in split_into_shards(built.lines, ShardLimits(max_bytes=size * 2 + 5)))
+    assert all(len(s.lines) <= 2 for s in list(iter_shards(built.lines, ShardLimits(max_bytes=size * 2 + 5))))
     tokens = built.lines[0].estimated_tokens
-    by_tokens = split_into_shards(built.lines, ShardLimits(max_enqueued_tokens=tokens * 3 + 1))
+    by_tokens = list(iter_shards(built.lines, ShardLimits(max_enqueued_tokens=tokens * 3 + 1)))
     assert (
         all(s.estimated_tokens <= tokens * 3 + 1 for s in by_tokens)
         and sum(len(s.lines) for s in by_tokens) == 10
     )
     with pytest.raises(ShardingError, match="alone"):
-        split_into_shards(built.lines, ShardLimits(max_bytes=10))
+        list(iter_shards(built.lines, ShardLimits(max_bytes=10)))

@@ -15,9 +15,10 @@ from openai import OpenAI
 from include.sample_data.reviews import generate_reviews
 from llm_batch.backends.openai_backend import METADATA_KEY, OpenAIBatchBackend, batch_state
 from llm_batch.collect import collect_shard
+from llm_batch.handoffs import ShardSpec
 from llm_batch.ledger import BatchLedger
 from llm_batch.pipeline import RunWindow, build_run, load_run
-from llm_batch.submission import ShardSpec, submit_shard
+from llm_batch.submission import submit_shard
 from llm_batch.warehouse import duckdb_warehouse
 from tests.batch_server import wait_for_batch
 from tests.llm_batch.jobs import sentiment_job
@@ -33,8 +34,8 @@ def setup(start_server, tmp_path):
     job = sentiment_job(storage_url=(tmp_path / "files").as_uri())
     rows = generate_reviews(DAY, 1, per_day=(30, 30))
     built = build_run(job, WINDOW, rows, set())
-    (spec,) = [ShardSpec.from_dict(s) for s in built["shards"]]
-    return server, job, spec, built["summary"], tmp_path / "warehouse.duckdb"
+    (spec,) = built.shards
+    return server, job, spec, built.summary, tmp_path / "warehouse.duckdb"
 
 
 def backend_on(server, client: OpenAI | None = None) -> OpenAIBatchBackend:
@@ -67,7 +68,7 @@ def update(self, key, **changes):
     real_update(self, key, **changes)
 ledger.BatchLedger.update = update
 client = OpenAI(base_url={server.base_url!r}, api_key={server.api_key!r})
-spec = submission.ShardSpec.from_dict({spec.to_dict()!r})
+spec = submission.ShardSpec.from_xcom({spec.to_xcom()!r})
 job = sentiment_job(storage_url={job.storage_url!r})
 submission.submit_shard(OpenAIBatchBackend(client=client), ledger.BatchLedger(duckdb_warehouse({str(warehouse_path)!r})), job, spec)
 """
@@ -80,18 +81,18 @@ submission.submit_shard(OpenAIBatchBackend(client=client), ledger.BatchLedger(du
 
         retried = submit_shard(backend_on(server), BatchLedger(warehouse), job, spec)
 
-        assert retried["reattached"] is True and retried["batch_id"] == created.id
+        assert retried.reattached is True and retried.batch_id == created.id
         assert [b.id for b in batches_on(server)] == [created.id]
         assert BatchLedger(warehouse).get(key_on(server, spec)).batch_id == created.id
         done = batch_state(wait_for_batch(server.client(), created.id)).to_summary()
-        outcome = collect_shard(backend_on(server), job, spec, done, submission_key=retried["submission_key"])
-        loaded = load_run(job, WINDOW, warehouse, [outcome], summary["rejections_path"], logical_date=DAY)
+        outcome = collect_shard(backend_on(server), job, spec, done, submission_key=retried.submission_key)
+        loaded = load_run(job, WINDOW, warehouse, [outcome], summary.rejections_path, logical_date=DAY)
         again = submit_shard(backend_on(server), BatchLedger(warehouse), job, spec)
-        assert again["reattached"] is True and len(batches_on(server)) == 1
+        assert again.reattached is True and len(batches_on(server)) == 1
         landed = warehouse.read_arrow(
             "SELECT count(*) AS n, count(DISTINCT review_id) AS keys FROM review_sentiment"
         )
-    assert loaded["results"] == spec.requests
+    assert loaded.results == spec.requests
     assert landed.to_pylist() == [{"n": spec.requests, "keys": spec.requests}]
 
 
@@ -121,7 +122,7 @@ def test_a_create_whose_answer_was_lost_is_found_not_duplicated(setup):
         result = submit_shard(backend_on(server, client), BatchLedger(warehouse), job, spec)
     assert transport.dropped == 1
     (batch,) = batches_on(server)
-    assert result["batch_id"] == batch.id and batch.metadata[METADATA_KEY] == key_on(server, spec)
+    assert result.batch_id == batch.id and batch.metadata[METADATA_KEY] == key_on(server, spec)
 
 
 def test_a_batch_failed_for_a_retryable_reason_is_submitted_again_once(setup):
@@ -129,12 +130,12 @@ def test_a_batch_failed_for_a_retryable_reason_is_submitted_again_once(setup):
     server.set_faults(token_limit_exceeded=True, limit_batches=1)
     with duckdb_warehouse(warehouse_path) as warehouse:
         first = submit_shard(backend_on(server), BatchLedger(warehouse), job, spec)
-        assert wait_for_batch(server.client(), first["batch_id"]).status == "failed"
+        assert wait_for_batch(server.client(), first.batch_id).status == "failed"
         second = submit_shard(backend_on(server), BatchLedger(warehouse), job, spec)
         third = submit_shard(backend_on(server), BatchLedger(warehouse), job, spec)
         entry = BatchLedger(warehouse).get(key_on(server, spec))
-    assert second["batch_id"] != first["batch_id"] and second["reattached"] is False
-    assert third["batch_id"] == second["batch_id"] and third["reattached"] is True
+    assert second.batch_id != first.batch_id and second.reattached is False
+    assert third.batch_id == second.batch_id and third.reattached is True
     assert entry.generation == 2 and len(batches_on(server)) == 2
 
 
@@ -142,15 +143,12 @@ def test_different_bytes_are_a_different_batch_and_forced_runs_pay_again(setup):
     server, job, spec, _, warehouse_path = setup
     other_model = sentiment_job(storage_url=job.storage_url, model="gpt-4.1-mini")
     rows = generate_reviews(DAY, 1, per_day=(30, 30))
-    (other,) = [ShardSpec.from_dict(s) for s in build_run(other_model, WINDOW, rows, set())["shards"]]
-    (forced,) = [
-        ShardSpec.from_dict(s)
-        for s in build_run(job, WINDOW, rows, set(), identity_salt="manual__x")["shards"]
-    ]
+    (other,) = build_run(other_model, WINDOW, rows, set()).shards
+    (forced,) = build_run(job, WINDOW, rows, set(), identity_salt="manual__x").shards
     assert len({key_on(server, s) for s in (spec, other, forced)}) == 3
     with duckdb_warehouse(warehouse_path) as warehouse:
         ids = {
-            submit_shard(backend_on(server), BatchLedger(warehouse), j, s)["batch_id"]
+            submit_shard(backend_on(server), BatchLedger(warehouse), j, s).batch_id
             for j, s in ((job, spec), (other_model, other), (job, forced), (job, spec))
         }
     assert len(ids) == 3 == len(batches_on(server))
@@ -177,10 +175,10 @@ def test_a_run_moved_to_another_account_submits_there_instead_of_re_attaching(se
         again = submit_shard(here, BatchLedger(warehouse), job, spec)
 
     assert len({here.account, there.account, same_server_other_conn.account}) == 3
-    assert moved["reattached"] is False and [b.id for b in batches_on(other_server)] == [moved["batch_id"]]
-    assert renamed["reattached"] is False and renamed["batch_id"] != first["batch_id"]
-    assert again["reattached"] is True and again["batch_id"] == first["batch_id"]
-    assert len({first["submission_key"], moved["submission_key"], renamed["submission_key"]}) == 3
+    assert moved.reattached is False and [b.id for b in batches_on(other_server)] == [moved.batch_id]
+    assert renamed.reattached is False and renamed.batch_id != first.batch_id
+    assert again.reattached is True and again.batch_id == first.batch_id
+    assert len({first.submission_key, moved.submission_key, renamed.submission_key}) == 3
 
 
 def test_an_old_row_whose_batch_this_account_does_not_know_is_not_re_attached(setup, start_server):
@@ -192,9 +190,9 @@ def test_an_old_row_whose_batch_this_account_does_not_know_is_not_re_attached(se
         # As the code before the account was part of the identity keyed it.
         warehouse.execute(
             "UPDATE llm_batch_ledger SET submission_key = :legacy WHERE submission_key = :key",
-            {"legacy": spec.legacy_submission_key, "key": old["submission_key"]},
+            {"legacy": spec.legacy_submission_key, "key": old.submission_key},
         )
         moved = submit_shard(backend_on(server), ledger, job, spec)
 
-    assert moved["reattached"] is False and moved["submission_key"] == key_on(server, spec)
-    assert [b.id for b in batches_on(server)] == [moved["batch_id"]] != [old["batch_id"]]
+    assert moved.reattached is False and moved.submission_key == key_on(server, spec)
+    assert [b.id for b in batches_on(server)] == [moved.batch_id] != [old.batch_id]

@@ -13,26 +13,38 @@ import copy
 import datetime as dt
 import importlib
 import json
+from typing import Literal
 
 import pytest
 from airflow.sdk.exceptions import AirflowException
+from pydantic import BaseModel, Field
 
 from include.sample_data.reviews import generate_reviews
 from llm_batch.backends import BatchState, batch_backend
 from llm_batch.backends.openai_backend import METADATA_GENERATION, METADATA_KEY
 from llm_batch.backends.shared_clients import close_shared_async_clients
+from llm_batch.clock import utcnow
 from llm_batch.collect import collect_shard
-from llm_batch.ledger import BatchLedger, LedgerEntry, utcnow
+from llm_batch.handoffs import ShardSpec, Submission
+from llm_batch.ledger import BatchLedger, LedgerEntry
 from llm_batch.pipeline import RunWindow, build_run
 from llm_batch.sensors import BatchSensor
 from llm_batch.storage import ObjectStoragePath
-from llm_batch.submission import ShardSpec, submit_shard
+from llm_batch.submission import submit_shard
 from llm_batch.warehouse import duckdb_warehouse
 from local_batch_api.faults import METADATA_KEY as FAULTS_KEY
 from tests.batch_server import wait_for_batch
 from tests.llm_batch.jobs import sentiment_job
 
 DAY = dt.date(2026, 11, 21)
+
+
+# The answer schema of the job the old run ran. Its name and docstring (none) are in the bytes sent.
+class Sentiment(BaseModel):
+    label: Literal["positive", "neutral", "negative"]
+    confidence: float = Field(ge=0, le=1)
+    reason: str = Field(max_length=300)
+
 
 # --- as the code before the seam wrote them ----------------------------------------------------
 
@@ -141,11 +153,13 @@ def old_run(start_server, tmp_path, monkeypatch):
     server = start_server()
     connection = {"conn_type": "openai", "password": server.api_key, "host": server.base_url}
     monkeypatch.setenv("AIRFLOW_CONN_OPENAI_DEFAULT", json.dumps(connection))
-    job = sentiment_job(storage_url=(tmp_path / "files").as_uri())
+    job = sentiment_job(
+        storage_url=(tmp_path / "files").as_uri(), output_schema=Sentiment, request_params={"temperature": 0}
+    )
     built = build_run(
         job, RunWindow(DAY, DAY + dt.timedelta(days=1)), generate_reviews(DAY, 1, per_day=(30, 30)), set()
     )
-    (spec,) = [ShardSpec.from_dict(s) for s in built["shards"]]
+    (spec,) = built.shards
     assert spec.digest == OLD_SUBMITTED["spec"]["digest"]  # the same rows give the same bytes as before
 
     return server, job, spec, tmp_path / "warehouse.duckdb"
@@ -201,7 +215,7 @@ async def first_event(trigger) -> dict:
 
 
 def test_the_old_identity_is_still_computed_the_same_way():
-    assert ShardSpec.from_dict(OLD_SUBMITTED["spec"]).legacy_submission_key == OLD_LEGACY_KEY
+    assert ShardSpec.from_xcom(OLD_SUBMITTED["spec"]).legacy_submission_key == OLD_LEGACY_KEY
     assert OLD_SUBMITTED["submission_key"] == OLD_LEDGER_ROW["submission_key"] == OLD_LEGACY_KEY
 
 
@@ -211,18 +225,19 @@ async def test_a_wait_deferred_by_the_old_code_finishes_and_collects(old_run):
 
     event = await first_event(old_trigger_for(batch.id))
     summary = BatchSensor(task_id="wait", batch_id=submitted).execute_complete({}, event)
+    old_xcom = Submission.from_xcom(submitted)  # as the new collect task reads the old submit's XCom
     outcome = await asyncio.to_thread(
         collect_shard,
         batch_backend("openai_default"),
         job,
-        ShardSpec.from_dict(submitted["spec"]),
+        old_xcom.spec,
         summary,
-        submission_key=submitted["submission_key"],
+        submission_key=old_xcom.submission_key,
     )
 
     assert event["status"] == "terminal" and summary["id"] == batch.id and summary["status"] == "completed"
-    assert summary.keys() == OLD_TERMINAL_EVENT["batch"].keys()
-    assert outcome["results"] == spec.requests and outcome["submission_key"] == OLD_LEGACY_KEY
+    assert summary.keys() - {"schema_version"} == OLD_TERMINAL_EVENT["batch"].keys()
+    assert outcome.results == spec.requests and outcome.submission_key == OLD_LEGACY_KEY
 
 
 def test_an_event_of_the_old_trigger_is_understood_and_its_summary_collected(old_run):
@@ -238,8 +253,9 @@ def test_an_event_of_the_old_trigger_is_understood_and_its_summary_collected(old
     )
 
     assert summary == event["batch"]
-    assert BatchState.from_summary(OLD_TERMINAL_EVENT["batch"]).to_summary() == OLD_TERMINAL_EVENT["batch"]
-    assert outcome["results"] == spec.requests and outcome["failures"] == 0
+    reread = BatchState.from_summary(OLD_TERMINAL_EVENT["batch"]).to_summary()
+    assert reread == {"schema_version": 1, **OLD_TERMINAL_EVENT["batch"]}
+    assert outcome.results == spec.requests and outcome.failures == 0
     with pytest.raises(AirflowException, match="NotFoundError 404"):
         BatchSensor(task_id="wait", batch_id="batch_doesnotexist").execute_complete({}, OLD_ERROR_EVENT)
 
@@ -251,8 +267,8 @@ def test_a_submit_retried_after_the_upgrade_re_attaches_to_the_old_batch(old_run
         retried = submit_shard(batch_backend("openai_default"), BatchLedger(warehouse), job, spec)
         keys = [entry.submission_key for entry in BatchLedger(warehouse).entries(job.name)]
 
-    assert retried["batch_id"] == batch.id and retried["reattached"] is True
-    assert retried["submission_key"] == OLD_LEGACY_KEY and keys == [OLD_LEGACY_KEY]
+    assert retried.batch_id == batch.id and retried.reattached is True
+    assert retried.submission_key == OLD_LEGACY_KEY and keys == [OLD_LEGACY_KEY]
     assert [b.id for b in server.client().batches.list()] == [batch.id]
 
 
@@ -263,5 +279,5 @@ def test_an_old_submit_that_died_after_create_is_found_by_the_old_key(old_run):
         retried = submit_shard(batch_backend("openai_default"), BatchLedger(warehouse), job, spec)
         entry = BatchLedger(warehouse).get(OLD_LEGACY_KEY)
 
-    assert retried["batch_id"] == batch.id == entry.batch_id and retried["reattached"] is True
+    assert retried.batch_id == batch.id == entry.batch_id and retried.reattached is True
     assert [b.id for b in server.client().batches.list()] == [batch.id]

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 
+from llm_batch.retryable import is_retryable_status
+
 _KEY_LIKE = re.compile(r"\b(sk-|Bearer\s+)[A-Za-z0-9_\-*.]{6,}")
-# Worth another try: the request timed out, collided or was throttled, or the server failed.
-RETRYABLE_STATUS_CODES = frozenset({408, 409, 429})
 
 
 def redact(text: str) -> str:
@@ -34,8 +34,7 @@ class BackendError(Exception):
     @property
     def retryable(self) -> bool:
         """Whether trying the same call again may succeed: no answer, 408/409/429 or any 5xx."""
-        code = self.status_code
-        return code is None or code in RETRYABLE_STATUS_CODES or code >= 500
+        return is_retryable_status(self.status_code)
 
     @property
     def answer_lost(self) -> bool:

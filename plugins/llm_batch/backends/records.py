@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from llm_batch.handoffs import HandoffVersionError
+
 
 class BatchStatus(enum.StrEnum):
     """Where a batch is in its life. Values are the wire names the summary keeps."""
@@ -82,6 +84,7 @@ class BatchTimes(NamedTuple):
 
 
 TIMESTAMP_FIELDS = BatchTimes._fields
+SUMMARY_SCHEMA_VERSION = 1  # of ``BatchState.to_summary()``, the wait step's hand-off to collect
 
 
 class BatchState(NamedTuple):
@@ -118,6 +121,7 @@ class BatchState(NamedTuple):
         """The JSON-safe summary trigger events and XCom carry (ids, counts, usage, errors; no secret)."""
         usage = self.usage
         return {
+            "schema_version": SUMMARY_SCHEMA_VERSION,
             "id": self.id,
             "status": self.status.value,
             "endpoint": self.endpoint,
@@ -146,7 +150,13 @@ class BatchState(NamedTuple):
 
     @classmethod
     def from_summary(cls, summary: Mapping[str, Any]) -> BatchState:
-        """Read a summary back, including those written before this record existed."""
+        """Read a summary back, including those written before this record existed (no version)."""
+        if summary.get("schema_version", 0) > SUMMARY_SCHEMA_VERSION:
+            raise HandoffVersionError(
+                f"a batch summary of schema version {summary['schema_version']} was written by a newer "
+                f"version of llm_batch than this one (which reads up to {SUMMARY_SCHEMA_VERSION}); upgrade "
+                "every worker and the triggerer to the same version"
+            )
         counts = summary.get("request_counts") or {}
         usage = summary.get("usage") or {}
         return cls(

@@ -17,7 +17,7 @@ from llm_batch.backends.openai_backend import OpenAIBatchBackend, batch_state
 from llm_batch.collect import collect_shard
 from llm_batch.ledger import BatchLedger, LedgerEntry
 from llm_batch.pipeline import RunWindow, build_run, load_run, report_run, settled_requests
-from llm_batch.submission import ShardSpec, submit_shard
+from llm_batch.submission import submit_shard
 from llm_batch.warehouse import Warehouse, quote_table
 from llm_batch.warehouse.queries import record_run
 from llm_batch.warehouse.tables import FAILURE_TABLE_KEY, FAILURE_TABLE_SCHEMA, RUNS_SCHEMA, RUNS_TABLE
@@ -60,12 +60,12 @@ def test_table_names_that_need_quoting_work_through_a_whole_run(
     )
     rows = generate_reviews(DAY, 1, per_day=(25, 25))
     built = build_run(job, WINDOW, rows, settled_requests(job, WINDOW, warehouse))
-    (spec,) = [ShardSpec.from_dict(s) for s in built["shards"]]
+    (spec,) = built.shards
     backend = OpenAIBatchBackend(client=client)
     submitted = submit_shard(backend, BatchLedger(warehouse), job, spec)
-    done = batch_state(wait_for_batch(client, submitted["batch_id"])).to_summary()
-    outcome = collect_shard(backend, job, spec, done, submission_key=submitted["submission_key"])
-    assert outcome["results"] == spec.requests > 0
+    done = batch_state(wait_for_batch(client, submitted.batch_id)).to_summary()
+    outcome = collect_shard(backend, job, spec, done, submission_key=submitted.submission_key)
+    assert outcome.results == spec.requests > 0
 
     # An earlier run left failures: one for a key now answered, one that failed for good.
     answered_key = rows.column("review_id")[0].as_py()
@@ -76,24 +76,24 @@ def test_table_names_that_need_quoting_work_through_a_whole_run(
         match_columns=FAILURE_TABLE_KEY,
     )
 
-    args = (job, WINDOW, warehouse, [outcome], built["summary"]["rejections_path"])
+    args = (job, WINDOW, warehouse, [outcome], built.summary.rejections_path)
     loaded = load_run(*args, logical_date=DAY)
-    assert loaded["results"] == count(warehouse, job.target_table) == spec.requests
+    assert loaded.results == count(warehouse, job.target_table) == spec.requests
     failures_after_first_load = count(warehouse, job.failures_table)
     keys = warehouse.read_arrow(f'SELECT "key" FROM {quote_table(job.failures_table)}').column("key")
     assert answered_key not in keys.to_pylist() and "gone" in keys.to_pylist()
 
     settled = settled_requests(job, WINDOW, warehouse)
     assert len(settled) == spec.requests + 1 and ("gone", "fp-gone") in settled
-    assert build_run(job, WINDOW, rows, settled)["summary"]["requests"] == 0
+    assert build_run(job, WINDOW, rows, settled).summary.requests == 0
 
-    assert load_run(*args, logical_date=DAY)["replaced"] == spec.requests  # a rerun changes nothing
+    assert load_run(*args, logical_date=DAY).replaced == spec.requests  # a rerun changes nothing
     assert count(warehouse, job.target_table) == spec.requests
     assert count(warehouse, job.failures_table) == failures_after_first_load
 
-    report = report_run(job, built["summary"], [outcome], run_id="run-1", warehouse=warehouse)
+    report = report_run(job, built.summary, [outcome], run_id="run-1", warehouse=warehouse)
     stored = warehouse.read_arrow(f"SELECT * FROM {RUNS_TABLE}").to_pylist()
-    assert [(r["job"], r["run_id"], r["results"]) for r in stored] == [(job.name, "run-1", report["results"])]
+    assert [(r["job"], r["run_id"], r["results"]) for r in stored] == [(job.name, "run-1", report.results)]
 
 
 def test_table_exists_resolves_names_as_queries_do(warehouse: Warehouse) -> None:

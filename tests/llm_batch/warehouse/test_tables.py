@@ -43,14 +43,15 @@ def test_the_ledger_table_declares_its_key_and_required_columns(warehouse: Wareh
     assert list(types) == LEDGER_SCHEMA.names
     assert {name: types[name] for name in LEDGER_TYPES[warehouse.dialect]} == LEDGER_TYPES[warehouse.dialect]
     nullable = warehouse.read_arrow(
-        "SELECT column_name AS name, is_nullable AS n FROM information_schema.columns WHERE table_name = :t",
+        "SELECT column_name AS name, is_nullable AS n FROM information_schema.columns "
+        "WHERE table_name = :t AND table_schema = current_schema()",
         {"t": LEDGER_TABLE},
     ).to_pylist()
     required = {row["name"] for row in nullable if row["n"] == "NO"}
     assert required == {field.name for field in LEDGER_SCHEMA if not field.nullable}
     keys = warehouse.read_arrow(
         "SELECT count(*) AS n FROM information_schema.table_constraints "
-        "WHERE table_name = :t AND constraint_type = 'PRIMARY KEY'",
+        "WHERE table_name = :t AND table_schema = current_schema() AND constraint_type = 'PRIMARY KEY'",
         {"t": LEDGER_TABLE},
     )
     assert keys.column("n")[0].as_py() == 1  # in DuckDB too: INSERT ... ON CONFLICT needs it

@@ -1,0 +1,140 @@
+"""What each task of a batch DAG does, free of Airflow: the DAG factory only wires these together.
+
+Each step takes the job and plain values, opens what it needs through the job's connections, and
+returns a typed record from ``llm_batch.handoffs``. Steps raise the library's own errors
+(``BatchFailedError``, ``FailureThresholdExceeded``); the DAG factory turns those that no retry
+can fix into failed tasks. Tests, benchmarks and scripts run a whole run through these same
+functions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from llm_batch import pipeline
+from llm_batch.backends import batch_backend
+from llm_batch.collect import BatchFailedError, collect_shard
+from llm_batch.handoffs import (
+    BuildSummary,
+    BuiltRun,
+    LoadCounts,
+    RunReport,
+    ShardOutcome,
+    ShardSpec,
+    Submission,
+)
+from llm_batch.job import BatchJob
+from llm_batch.ledger import BatchLedger
+from llm_batch.pipeline import RunWindow
+from llm_batch.submission import submit_shard
+from llm_batch.warehouse import warehouse_for_conn_id
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """A run's parameters beyond its window; the nightly schedule uses the defaults."""
+
+    row_limit: int | None = None
+    model: str | None = None
+    dry_run: bool = False
+    force: bool = False
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any] | None) -> RunOptions:
+        params = params or {}
+        return cls(
+            row_limit=params.get("row_limit"),
+            model=params.get("model"),
+            dry_run=bool(params.get("dry_run")),
+            force=bool(params.get("force")),
+        )
+
+    def job_for(self, job: BatchJob) -> BatchJob:
+        return job.with_overrides(model=self.model)
+
+
+def build(job: BatchJob, window: RunWindow, options: RunOptions, *, run_id: str) -> BuiltRun:
+    """Extract the window's rows, drop those already settled, build and shard the requests."""
+    with warehouse_for_conn_id(job.source_conn_id, read_only=True) as source:
+        rows = pipeline.extract_rows(job, window, source, row_limit=options.row_limit)
+    settled: set[tuple[str, str]] = set()
+    if not options.force:
+        with warehouse_for_conn_id(job.warehouse_conn_id) as warehouse:
+            settled = pipeline.settled_requests(job, window, warehouse)
+    return pipeline.build_run(
+        job,
+        window,
+        rows,
+        settled,
+        dry_run=options.dry_run,
+        identity_salt=run_id if options.force else "",  # a forced run pays for fresh answers
+    )
+
+
+def submit(job: BatchJob, spec: ShardSpec, *, run_id: str) -> Submission:
+    """Create this shard's batch, or re-attach to the one an earlier try already created."""
+    with warehouse_for_conn_id(job.warehouse_conn_id) as warehouse:
+        return submit_shard(
+            batch_backend(job.openai_conn_id), BatchLedger(warehouse), job, spec, run_id=run_id
+        )
+
+
+def collect(job: BatchJob, submission: Submission, batch_summary: Mapping[str, Any]) -> ShardOutcome:
+    """Parse the finished batch into results, failures and the next round's shard; ledger it.
+
+    ``batch_summary`` is the wait step's XCom (``BatchState.to_summary()``). A batch that failed
+    as a whole is recorded as failed and raises ``BatchFailedError``: the same bytes would fail
+    again.
+    """
+    key = submission.submission_key
+    with warehouse_for_conn_id(job.warehouse_conn_id) as warehouse:
+        ledger = BatchLedger(warehouse)
+        try:
+            outcome = collect_shard(
+                batch_backend(job.openai_conn_id),
+                job,
+                submission.spec,
+                dict(batch_summary),
+                submission_key=key,
+            )
+        except BatchFailedError as exc:
+            ledger.record_failure(key, str(exc))
+            raise
+        ledger.record_outcome(key, batch_summary, outcome)
+    return outcome
+
+
+def next_round(outcomes: Iterable[ShardOutcome]) -> list[ShardSpec]:
+    """The shards of requests worth another try; none means the next round is skipped."""
+    return [outcome.retry_spec for outcome in outcomes if outcome.retry_spec is not None]
+
+
+def load(
+    job: BatchJob,
+    window: RunWindow,
+    summary: BuildSummary,
+    outcomes: list[ShardOutcome],
+    *,
+    logical_date: dt.date | None,
+) -> LoadCounts:
+    """Land results and failures in one transaction; a run without a logical date is dated by its window."""
+    with warehouse_for_conn_id(job.warehouse_conn_id) as warehouse:
+        return pipeline.load_run(
+            job,
+            window,
+            warehouse,
+            outcomes,
+            summary.rejections_path,
+            logical_date=logical_date or window.start,
+        )
+
+
+def report(job: BatchJob, summary: BuildSummary, outcomes: list[ShardOutcome], *, run_id: str) -> RunReport:
+    """Counts, failures by reason, tokens and cost; recorded unless a dry run; raises over the threshold."""
+    with warehouse_for_conn_id(job.warehouse_conn_id) as warehouse:
+        return pipeline.report_run(
+            job, summary, outcomes, run_id=run_id, warehouse=None if summary.dry_run else warehouse
+        )
