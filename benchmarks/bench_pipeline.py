@@ -51,13 +51,13 @@ from dags.review_sentiment import JOB
 from include.batch_api_process import ServerProcess, wait_for_batch
 from include.sample_data.reviews import generate_reviews
 from llm_batch import pipeline
+from llm_batch.backends.openai_backend import OpenAIBatchBackend, batch_state
 from llm_batch.batch_rules import check_lines
 from llm_batch.collect import collect_shard
 from llm_batch.handoffs import ShardSpec
 from llm_batch.job import ShardLimits
 from llm_batch.pipeline import RunWindow, build_run, load_run
 from llm_batch.request_lines import build_requests
-from llm_batch.triggers import batch_summary
 from llm_batch.warehouse import duckdb_warehouse
 
 START = dt.date(2026, 11, 1)
@@ -219,13 +219,14 @@ def run_batches(client, job, specs: list[ShardSpec]) -> list[dict[str, Any]]:
         with open(spec.path.removeprefix("file://"), "rb") as handle:
             file = client.files.create(file=("shard.jsonl", handle), purpose="batch")
         batch = client.batches.create(input_file_id=file.id, endpoint=job.endpoint, completion_window="24h")
-        summaries.append(batch_summary(wait_for_batch(client, batch.id, timeout=1800)))
+        summaries.append(batch_state(wait_for_batch(client, batch.id, timeout=1800)).to_summary())
     return summaries
 
 
 def collect_all(client, job, specs, summaries) -> list[dict[str, Any]]:
+    backend = OpenAIBatchBackend(client=client)
     return [
-        collect_shard(client, job, spec, summary, submission_key=f"bench-{spec.shard}")
+        collect_shard(backend, job, spec, summary, submission_key=f"bench-{spec.shard}")
         for spec, summary in zip(specs, summaries, strict=True)
     ]
 
@@ -314,7 +315,7 @@ def bench_load(job, rows: pa.Table, run: dict[str, Any], collected, tmp: Path, b
     with duckdb.connect(str(db)) as con:
         stored = con.execute(f"SELECT COUNT(*) FROM {job.target_table}").fetchone()[0]
     n = landed.results
-    print(f"\n3. load: {n:,} results and {landed['failures']:,} failures into a fresh DuckDB file")
+    print(f"\n3. load: {n:,} results and {landed.failures:,} failures into a fresh DuckDB file")
     show("load_run, first load", t_first, "s", 3.0)
     show("load_run, second identical load (replace)", t_second, "s", 3.0)
     show("load_run, first load", n / t_first, "rows/s")
