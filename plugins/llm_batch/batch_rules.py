@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from llm_batch.retryable import PermanentError
+
 MB = 1024 * 1024
 MAX_REQUESTS_PER_FILE = 50_000
 MAX_FILE_BYTES = 200 * MB
@@ -28,6 +30,10 @@ ENDPOINT_NAMES = {
 }
 MODEL_OPTIONAL = frozenset({"/v1/moderations"})
 REQUIRED_KEYS = ("custom_id", "method", "url", "body")
+
+
+class LinesBreakBatchRules(PermanentError, ValueError):
+    """Request lines the service would refuse; the same rows give the same lines, so no retry helps."""
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from llm_batch.digests import content_digest
 from llm_batch.handoffs import ShardOutcome, ShardSpec
 from llm_batch.job import BatchJob
 from llm_batch.pricing import cost_of
-from llm_batch.retryable import is_retryable_batch_failure, is_retryable_status
+from llm_batch.retryable import PermanentError, is_retryable_batch_failure, is_retryable_status
 from llm_batch.storage import ObjectStoragePath, read_table, write_bytes, write_table
 from llm_batch.warehouse.tables import FAILURE_SCHEMA, results_schema
 
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 NEVER_RAN = {LineOutcome.EXPIRED: "batch_expired", LineOutcome.CANCELLED: "batch_cancelled"}
 
 
-class BatchFailedError(RuntimeError):
+class BatchFailedError(PermanentError, RuntimeError):
     """The batch as a whole failed (e.g. validation); nothing of it can be landed."""
 
 

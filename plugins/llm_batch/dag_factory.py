@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param, TaskGroup, task
@@ -98,6 +100,17 @@ def build_batch_dag(
     return dag
 
 
+@contextmanager
+def _permanent_errors_fail_at_once() -> Iterator[None]:
+    """The library's errors that no retry can fix fail the task at once, with their message."""
+    from llm_batch.retryable import PermanentError
+
+    try:
+        yield
+    except PermanentError as exc:
+        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from None
+
+
 def _options(context: dict[str, Any]):
     from llm_batch.steps import RunOptions
 
@@ -105,15 +118,12 @@ def _options(context: dict[str, Any]):
 
 
 def _window(context: dict[str, Any]):
-    """The run's window; bad dates fail the task at once, since no retry can fix them."""
-    from llm_batch.pipeline import InvalidRunWindow, RunWindow
+    """The run's window: its dates, or the data interval (bad dates raise ``InvalidRunWindow``)."""
+    from llm_batch.pipeline import RunWindow
 
-    try:
-        return RunWindow.for_run(
-            context.get("data_interval_start"), context.get("data_interval_end"), context.get("params")
-        )
-    except InvalidRunWindow as exc:
-        raise AirflowFailException(str(exc)) from None
+    return RunWindow.for_run(
+        context.get("data_interval_start"), context.get("data_interval_end"), context.get("params")
+    )
 
 
 def _outcomes(collected: Any) -> list:
@@ -132,7 +142,8 @@ def _build_task(job: BatchJob, pool: dict[str, Any]):
         from llm_batch import steps
 
         options = _options(context)
-        built = steps.build(options.job_for(job), _window(context), options, run_id=context["run_id"])
+        with _permanent_errors_fail_at_once():
+            built = steps.build(options.job_for(job), _window(context), options, run_id=context["run_id"])
         context["ti"].xcom_push(key="summary", value=built.summary.to_xcom())
         return [spec.to_xcom() for spec in built.shards]
 
@@ -149,8 +160,9 @@ def _submit_task(job: BatchJob, pool: dict[str, Any]):
         options = _options(context)
         if options.dry_run:
             raise AirflowSkipException("dry run: nothing is submitted")
-        shard = ShardSpec.from_xcom(spec)
-        return steps.submit(options.job_for(job), shard, run_id=context["run_id"]).to_xcom()
+        with _permanent_errors_fail_at_once():
+            shard = ShardSpec.from_xcom(spec)
+            return steps.submit(options.job_for(job), shard, run_id=context["run_id"]).to_xcom()
 
     return submit
 
@@ -160,15 +172,12 @@ def _collect_task(job: BatchJob, pool: dict[str, Any]):
     def collect(pair: tuple[dict[str, Any], dict[str, Any]], **context: Any) -> dict[str, Any]:
         """Parse the finished batch into results, failures and the next round's requests."""
         from llm_batch import steps
-        from llm_batch.collect import BatchFailedError
         from llm_batch.handoffs import Submission
 
         submitted, batch_summary = pair
-        run_job = _options(context).job_for(job)
-        try:
-            return steps.collect(run_job, Submission.from_xcom(submitted), batch_summary).to_xcom()
-        except BatchFailedError as exc:
-            raise AirflowFailException(str(exc)) from None  # the same bytes would fail again
+        with _permanent_errors_fail_at_once():  # e.g. a failed batch: the same bytes would fail again
+            submission = Submission.from_xcom(submitted)
+            return steps.collect(_options(context).job_for(job), submission, batch_summary).to_xcom()
 
     return collect
 
@@ -179,7 +188,8 @@ def _next_round_task():
         """The shards of requests worth another try; an empty list skips the next round."""
         from llm_batch import steps
 
-        return [spec.to_xcom() for spec in steps.next_round(_outcomes(collected))]
+        with _permanent_errors_fail_at_once():
+            return [spec.to_xcom() for spec in steps.next_round(_outcomes(collected))]
 
     return next_round
 
@@ -191,17 +201,18 @@ def _load_task(job: BatchJob, pool: dict[str, Any]):
         from llm_batch import steps
         from llm_batch.handoffs import BuildSummary
 
-        built = BuildSummary.from_xcom(summary)
-        if built.dry_run:
-            raise AirflowSkipException("dry run: nothing to load")
-        interval_start = context.get("data_interval_start")
-        return steps.load(
-            _options(context).job_for(job),
-            _window(context),
-            built,
-            _outcomes(collected),
-            logical_date=interval_start.date() if interval_start else None,
-        ).to_xcom()
+        with _permanent_errors_fail_at_once():
+            built = BuildSummary.from_xcom(summary)
+            if built.dry_run:
+                raise AirflowSkipException("dry run: nothing to load")
+            interval_start = context.get("data_interval_start")
+            return steps.load(
+                _options(context).job_for(job),
+                _window(context),
+                built,
+                _outcomes(collected),
+                logical_date=interval_start.date() if interval_start else None,
+            ).to_xcom()
 
     return load
 
@@ -212,14 +223,12 @@ def _report_task(job: BatchJob, pool: dict[str, Any]):
         """Counts, failures by reason, tokens and cost; fails the run over the failure threshold."""
         from llm_batch import steps
         from llm_batch.handoffs import BuildSummary
-        from llm_batch.pipeline import FailureThresholdExceeded
 
-        run_job = _options(context).job_for(job)
-        try:
+        with _permanent_errors_fail_at_once():  # over the threshold, a retry would count the same failures
+            built = BuildSummary.from_xcom(summary)
+            outcomes = _outcomes(collected)
             return steps.report(
-                run_job, BuildSummary.from_xcom(summary), _outcomes(collected), run_id=context["run_id"]
+                _options(context).job_for(job), built, outcomes, run_id=context["run_id"]
             ).to_xcom()
-        except FailureThresholdExceeded as exc:
-            raise AirflowFailException(str(exc)) from None  # a retry would count the same failures
 
     return report

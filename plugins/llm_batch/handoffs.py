@@ -17,9 +17,10 @@ from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Self
 
 from llm_batch.digests import identity_digest
+from llm_batch.retryable import PermanentError
 
 
-class HandoffVersionError(ValueError):
+class HandoffVersionError(PermanentError, ValueError):
     """A record written by a newer version of the library than the one reading it."""
 
 

@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import pyarrow as pa
 
-from llm_batch.batch_rules import check_lines
+from llm_batch.batch_rules import LinesBreakBatchRules, check_lines
 from llm_batch.clock import utcnow
 from llm_batch.digests import content_digest
 from llm_batch.handoffs import BuildSummary, BuiltRun, LoadCounts, RunReport, ShardOutcome, ShardSpec
 from llm_batch.job import BatchJob
 from llm_batch.pricing import cost_of
 from llm_batch.request_lines import Rejection, RequestLine, dedupe, iter_requests
+from llm_batch.retryable import PermanentError
 from llm_batch.sharding import iter_shards
 from llm_batch.storage import ObjectStoragePath, read_table, run_dir, storage_root, write_bytes, write_table
 from llm_batch.warehouse import queries
@@ -35,11 +36,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class FailureThresholdExceeded(RuntimeError):
-    pass
+class FailureThresholdExceeded(PermanentError, RuntimeError):
+    """More requests failed than the job allows; a retry would count the same failures."""
 
 
-class InvalidRunWindow(ValueError):
+class InvalidRunWindow(PermanentError, ValueError):
     """The run's dates cannot make a window; the message says what to give instead."""
 
 
@@ -220,7 +221,7 @@ def _check_lines_like_the_server(job: BatchJob, lines: Sequence[RequestLine]) ->
     if breaks:
         first = breaks[0]
         line = lines[first.line - 1]
-        raise ValueError(
+        raise LinesBreakBatchRules(
             f"{len(breaks)} request lines break the Batch API's rules; the first, for key {line.key!r} "
             f"(custom_id {line.custom_id!r}): {first.code}: {first.message}"
         )

@@ -1,11 +1,18 @@
 """What a retry can fix: the one rule for calls to a provider, result lines and whole batches.
 
+Errors that no retry can fix derive from ``PermanentError``; the DAG's tasks fail at once on them.
+
 A call or a request line is worth another try when no answer came, or it timed out (408),
 collided (409), was throttled (429), or the server failed (5xx). A failed batch is worth
 submitting again, byte for byte, only when its errors say nothing about the content.
 """
 
 from __future__ import annotations
+
+
+class PermanentError(Exception):
+    """An error no retry can fix: the task fails at once, and the message says what to change."""
+
 
 # Statuses that say "not now" rather than "not this"; any 5xx counts too.
 RETRYABLE_STATUS_CODES = frozenset({408, 409, 429})

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 
 from llm_batch.job import ShardLimits
 from llm_batch.request_lines import RequestLine
+from llm_batch.retryable import PermanentError
 
 
-class ShardingError(ValueError):
-    pass
+class ShardingError(PermanentError, ValueError):
+    """A request line that no shard within the limits can hold."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,47 @@
+"""The DAG factory's one rule about errors: what no retry can fix fails the task at once."""
+
+from __future__ import annotations
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+
+from llm_batch.backends import BackendError
+from llm_batch.batch_rules import LinesBreakBatchRules
+from llm_batch.collect import BatchFailedError
+from llm_batch.dag_factory import _permanent_errors_fail_at_once
+from llm_batch.handoffs import HandoffVersionError
+from llm_batch.pipeline import FailureThresholdExceeded, InvalidRunWindow
+from llm_batch.retryable import PermanentError
+from llm_batch.sharding import ShardingError
+
+PERMANENT = [
+    BatchFailedError,
+    FailureThresholdExceeded,
+    HandoffVersionError,
+    InvalidRunWindow,
+    LinesBreakBatchRules,
+    ShardingError,
+]
+
+
+@pytest.mark.parametrize("error", PERMANENT, ids=lambda e: e.__name__)
+def test_errors_no_retry_can_fix_fail_the_task_at_once_with_their_message(error):
+    assert issubclass(error, PermanentError)
+    with (
+        pytest.raises(AirflowFailException, match=rf"^{error.__name__}: what to change$"),
+        _permanent_errors_fail_at_once(),
+    ):
+        raise error("what to change")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        BackendError("RateLimitError 429: slow down", status_code=429),
+        ConnectionError("reset"),
+        OSError("disk"),
+    ],
+)
+def test_other_errors_keep_airflows_retries(error):
+    with pytest.raises(type(error)), _permanent_errors_fail_at_once():
+        raise error
