@@ -298,7 +298,7 @@ def test_cli(tmp_path: Path):
         capture_output=True,
         text=True,
         check=True,
-        cwd=Path(__file__).resolve().parents[2],
+        cwd=Path(__file__).resolve().parents[3],
     )
     expected = generate_reviews(dt.date(2026, 11, 19), 2).num_rows
     assert f"wrote {expected} rows" in result.stdout
