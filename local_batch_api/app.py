@@ -71,8 +71,9 @@ def create_app(settings: Settings) -> FastAPI:
     @app.middleware("http")
     async def auth_and_faults(request: Request, call_next):
         path = request.url.path
-        guarded = path.startswith("/v1/") or (path.startswith("/_local/") and path != "/_local/health")
-        if guarded and settings.api_key and not _authorized(request, settings.api_key):
+        # Everything but the health check, the schema and unknown paths included: with a key
+        # set, an unauthenticated caller learns nothing about the server.
+        if settings.api_key and path != "/_local/health" and not _authorized(request, settings.api_key):
             return _error_response(
                 APIError(
                     401,
