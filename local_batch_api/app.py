@@ -18,7 +18,7 @@ from local_batch_api.errors import APIError
 from local_batch_api.faults import ApiFaultDice
 from local_batch_api.processor import BatchProcessor
 from local_batch_api.settings import Settings
-from local_batch_api.store import Store
+from local_batch_api.store import Store, disk_full
 
 
 @dataclass
@@ -111,6 +111,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(Exception)
     async def server_error(_: Request, exc: Exception) -> JSONResponse:
+        if disk_full(exc):
+            return _error_response(
+                APIError(507, "The server's disk is full; delete files to make room.", type="server_error")
+            )
         return _error_response(
             APIError(500, "The server had an error while processing your request.", type="server_error")
         )
