@@ -50,7 +50,7 @@ def build_engine(settings: Settings) -> Engine:
 def create_app(settings: Settings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = Store(settings.data_dir)
+        store = Store(settings.data_dir, settings.crash_at)
         engine = build_engine(settings)
         processor = BatchProcessor(store, settings, engine)
         app.state.server = ServerState(settings, store, engine, processor, ApiFaultDice(settings.faults))

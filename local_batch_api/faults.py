@@ -35,6 +35,7 @@ CRASH_POINTS = (
     "publish.renamed",  # renamed into place, the directory not yet synced
     "publish.dir_synced",  # the directory synced, the file not yet recorded
     "publish.recorded",  # the file recorded, the batch not yet moved on
+    "delete.freed",  # a deleted file's bytes freed (its tombstone left), its record not yet dropped
 )
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from local_batch_api.faults import CrashPoint, CrashSwitch
 from local_batch_api.ids import is_batch_id, is_file_id
 
 RESERVE_BYTES = 1024 * 1024  # room for a few SQLite transactions and a checkpoint
@@ -114,8 +115,9 @@ class FileRecord:
 class Store:
     """All reads and writes of durable state. Used from one thread (the server's event loop)."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, crash_at: CrashPoint | None = None) -> None:
         self.data_dir = data_dir
+        self._crash = CrashSwitch(crash_at or CrashPoint())
         self.files_dir = data_dir / "files"
         self.work_dir = data_dir / "work"
         self.files_dir.mkdir(parents=True, exist_ok=True)
@@ -129,6 +131,8 @@ class Store:
         for tombstone in self.files_dir.glob("*.deleted"):  # deletes a crash interrupted
             self._db.execute("DELETE FROM files WHERE id = ?", (tombstone.stem,))
             tombstone.unlink()
+        for partial in self.files_dir.glob("*.partial"):  # uploads a crash cut short, never acknowledged
+            partial.unlink()
         self.keep_reserve()
 
     def close(self) -> None:
@@ -168,6 +172,7 @@ class Store:
             fsync_dir(self.files_dir)
         if tombstone.exists():
             os.truncate(tombstone, 0)
+        self._crash.reached("delete.freed")
         try:
             deleted = self._delete_record(file_id)
         except sqlite3.Error as exc:

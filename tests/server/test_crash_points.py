@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 
+import openai
 import pytest
 
 from local_batch_api.faults import CRASH_ENV, CRASH_EXIT_CODE, METADATA_KEY
 from tests.batch_server import wait_for_batch
-from tests.conftest import chat_line, upload
+from tests.conftest import chat_line, jsonl, upload
 
 TOTAL = 100
 IDS = [f"r{i:03d}" for i in range(TOTAL)]
@@ -76,3 +77,22 @@ def test_a_crash_at_any_step_of_expiring_writes_each_request_once(start_server, 
         "completed": len(answered),
         "failed": len(failed),
     }
+
+
+def test_a_delete_cut_short_by_a_crash_is_finished_on_restart(start_server):
+    server = start_server(env={CRASH_ENV: "delete.freed"})
+    client = server.client()
+    doomed = upload(client, [chat_line("a", "to be deleted")])
+    kept = upload(client, [chat_line("b", "to be kept")])
+
+    with pytest.raises(openai.APIConnectionError):
+        client.files.delete(doomed.id)
+    assert server.process.wait(30) == CRASH_EXIT_CODE
+    del server.env[CRASH_ENV]
+    server.start()
+
+    with pytest.raises(openai.NotFoundError):
+        client.files.retrieve(doomed.id)
+    assert [f.id for f in client.files.list()] == [kept.id]
+    assert client.files.content(kept.id).content == jsonl([chat_line("b", "to be kept")])
+    assert sorted(p.name for p in (server.data_dir / "files").iterdir()) == [kept.id]
