@@ -23,9 +23,10 @@ import argparse
 import hashlib
 import io
 import json
+import multiprocessing
+import os
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,12 +35,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import openai
 import orjson
 
-from include.batch_api_process import FAST_TIMINGS, TERMINAL, ServerProcess
+from include.batch_api_process import FAST_TIMINGS, TERMINAL, free_port
+from local_batch_api.__main__ import main as serve
 from local_batch_api.faults import CRASH_ENV, CRASH_EXIT_CODE, CRASH_POINTS, METADATA_KEY
 
+API_KEY = "soak-key"
+FORKS = multiprocessing.get_context("forkserver")
 REQUESTS = 60  # two chunks a batch at the pace below
 PACE = ("--request-seconds", "0.005")
 SPARE = b"a file that is uploaded to be deleted\n" * 1000
@@ -66,12 +71,67 @@ class PointResult:
     problems: list[str] = field(default_factory=list)
 
 
+class ForkedServer:
+    """The server as a child of a fork server that imported it once: a start costs a fork, not
+    the second or more of CPU that importing FastAPI takes, hundreds of times over."""
+
+    def __init__(self, data_dir: Path, log_path: Path) -> None:
+        self.port = free_port()
+        self.argv = ["--port", str(self.port), "--data-dir", str(data_dir), "--api-key", API_KEY]
+        self.argv += [*FAST_TIMINGS, *PACE]
+        self.log_path = log_path
+        self.env: dict[str, str] = {}
+        self.process: multiprocessing.process.BaseProcess | None = None
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.process = FORKS.Process(target=_serve, args=(self.argv, dict(self.env), str(self.log_path)))
+        self.process.start()
+        deadline = time.monotonic() + timeout
+        with httpx.Client(trust_env=False, timeout=1) as http:  # one client: no TLS setup per poll
+            while time.monotonic() < deadline:
+                if not self.process.is_alive():
+                    raise RuntimeError(f"server exited with {self.process.exitcode}")
+                try:
+                    if http.get(f"http://127.0.0.1:{self.port}/_local/health").status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    time.sleep(0.05)
+        raise TimeoutError(f"server did not start; see {self.log_path}")
+
+    def wait(self, timeout: float) -> int | None:
+        """The exit status, or ``None`` if it still runs after ``timeout`` (then it is killed)."""
+        self.process.join(timeout)
+        if self.process.exitcode is None:
+            self.process.kill()
+            self.process.join()
+            return None
+        return self.process.exitcode
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.join(10)
+        if self.process.exitcode is None:
+            self.process.kill()
+            self.process.join()
+
+    def client(self) -> openai.OpenAI:
+        return openai.OpenAI(base_url=f"http://127.0.0.1:{self.port}/v1", api_key=API_KEY, max_retries=0)
+
+
+def _serve(argv: list[str], env: dict[str, str], log_path: str) -> None:
+    """In the forked child: log to the file, take the crash point from ``env``, and serve."""
+    with open(log_path, "ab") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+    os.environ.pop(CRASH_ENV, None)
+    os.environ.update(env)
+    serve(argv)
+
+
 def soak_point(point: str, crashes: int, root: Path) -> PointResult:
     result = PointResult(point)
     started = time.monotonic()
-    server = ServerProcess(
-        root / point.replace(".", "_"), *FAST_TIMINGS, *PACE, log_path=root / f"{point}.log"
-    )
+    server = ForkedServer(root / point.replace(".", "_"), root / f"{point}.log")
     uploads: dict[str, str] = {}  # acknowledged uploads: id -> sha256 of their content
     deletes: dict[str, bool] = {}  # deletes asked for: id -> whether the answer came back
     rng = random.Random(point)
@@ -82,18 +142,13 @@ def soak_point(point: str, crashes: int, root: Path) -> PointResult:
         try:
             server.start()
         except RuntimeError:  # it crashed resuming the batches an earlier crash interrupted
-            code = server.process.returncode
+            code = server.process.exitcode
         else:
             _add_load(server.client(), uploads, deletes, rounds)
-            try:
-                code = server.process.wait(CRASH_WAIT_SECONDS)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                code = None
-        if code == CRASH_EXIT_CODE:
-            result.counts["crashes"] += 1
-        else:
-            result.counts["missed"] += 1
+            code = server.wait(CRASH_WAIT_SECONDS)
+        outcome = "crashes" if code == CRASH_EXIT_CODE else "missed"
+        result.counts[outcome] += 1
+        print(f"{point} round {rounds}: {outcome} at {time.monotonic() - started:.0f} s", file=sys.stderr)
     del server.env[CRASH_ENV]
     server.start()
     try:
@@ -228,6 +283,9 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the data directories and logs")
     args = parser.parse_args()
     points = [p for p in args.points.split(",") if p]
+    FORKS.set_forkserver_preload(
+        ["__main__", "local_batch_api.app", "local_batch_api.engines.local", "uvicorn"]
+    )
     root = Path(tempfile.mkdtemp(prefix="soak-crash-"))
     try:
         with ThreadPoolExecutor(args.parallel) as pool:

@@ -375,6 +375,8 @@ def _resumed(path: Path, committed: int) -> Iterator[BinaryIO]:
     """The partial file opened for writing at its recorded size, bytes past it dropped."""
     if committed == 0:
         path.touch(exist_ok=True)
+    elif not path.exists():
+        raise LostOutput(f"{path.name} is missing, {committed} bytes recorded")
     with path.open("r+b") as handle:
         size = handle.seek(0, os.SEEK_END)
         if size < committed:

@@ -4,6 +4,7 @@ whole: no file of zeros, no request lost or written twice, no batch left hanging
 from __future__ import annotations
 
 import json
+import time
 
 import openai
 import pytest
@@ -96,3 +97,21 @@ def test_a_delete_cut_short_by_a_crash_is_finished_on_restart(start_server):
     assert [f.id for f in client.files.list()] == [kept.id]
     assert client.files.content(kept.id).content == jsonl([chat_line("b", "to be kept")])
     assert sorted(p.name for p in (server.data_dir / "files").iterdir()) == [kept.id]
+
+
+def test_an_output_shorter_than_recorded_fails_the_batch_rather_than_padding_it(start_server):
+    server = start_server("--request-seconds", "0.004")
+    client = server.client()
+    file = upload(client, [chat_line(custom_id, "fine") for custom_id in IDS])
+    batch = client.batches.create(
+        input_file_id=file.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    while client.batches.retrieve(batch.id).request_counts.completed == 0:
+        time.sleep(0.01)
+    server.kill()
+    (server.data_dir / "work" / f"{batch.id}.output.jsonl").write_bytes(b"")  # lost, e.g. to a bad disk
+    server.start()
+
+    done = wait_for_batch(client, batch.id, timeout=30)
+    assert done.status == "failed" and done.output_file_id is None
+    assert done.errors.data[0].code == "server_error"
