@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import secrets
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -19,6 +21,8 @@ from local_batch_api.faults import ApiFaultDice
 from local_batch_api.processor import BatchProcessor
 from local_batch_api.settings import Settings
 from local_batch_api.store import Store, disk_full
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -109,12 +113,20 @@ def create_app(settings: Settings) -> FastAPI:
             message = str(exc.detail)
         return _error_response(APIError(exc.status_code, message))
 
-    @app.exception_handler(Exception)
-    async def server_error(_: Request, exc: Exception) -> JSONResponse:
+    @app.exception_handler(OSError)
+    @app.exception_handler(sqlite3.Error)
+    async def storage_error(request: Request, exc: Exception) -> JSONResponse:
+        """A full disk is the caller's to know (and to fix by deleting files); the rest is ours."""
         if disk_full(exc):
+            log.warning("%s %s: the disk is full (%s)", request.method, request.url.path, exc)
             return _error_response(
                 APIError(507, "The server's disk is full; delete files to make room.", type="server_error")
             )
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return await server_error(request, exc)
+
+    @app.exception_handler(Exception)
+    async def server_error(_: Request, exc: Exception) -> JSONResponse:
         return _error_response(
             APIError(500, "The server had an error while processing your request.", type="server_error")
         )

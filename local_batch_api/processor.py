@@ -64,7 +64,15 @@ class BatchProcessor:
         self._wake[batch_id] = asyncio.Event()
         task = asyncio.create_task(self._run(batch_id), name=f"batch {batch_id}")
         self._tasks[batch_id] = task
-        task.add_done_callback(lambda _: (self._tasks.pop(batch_id, None), self._wake.pop(batch_id, None)))
+        task.add_done_callback(lambda done: self._ended(batch_id, done))
+
+    def _ended(self, batch_id: str, task: asyncio.Task[None]) -> None:
+        self._tasks.pop(batch_id, None)
+        self._wake.pop(batch_id, None)
+        if not task.cancelled() and task.exception() is not None:  # said once, with its cause
+            log.error(
+                "batch %s stopped: it resumes when the server restarts", batch_id, exc_info=task.exception()
+            )
 
     def notify(self, batch_id: str) -> None:
         """Wake the batch's task early, e.g. after a cancel request."""

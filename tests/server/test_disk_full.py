@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import openai
 import pytest
 
 from tests.batch_server import FAST_TIMINGS, ServerProcess, wait_for_batch
@@ -103,6 +104,9 @@ def test_a_batch_pauses_while_the_disk_is_full_and_completes_after(small_disk, s
     filler = fill(small_disk)
 
     assert_paused(client, batch.id, server)
+    with pytest.raises(openai.InternalServerError) as caught:
+        upload(client, [chat_line("late", "x" * 100_000)])
+    assert caught.value.status_code == 507 and "disk is full" in caught.value.message
     assert client.files.delete(spare.id).deleted  # deleting works on a full disk
     filler.unlink()
     done = wait_for_batch(client, batch.id, timeout=30)
