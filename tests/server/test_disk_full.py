@@ -38,19 +38,12 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 @pytest.fixture
-def server_on_small_disk(small_disk: Path, tmp_path: Path) -> Iterator[ServerProcess]:
+def server_on_small_disk(small_disk: Path, tmp_path: Path, request) -> Iterator[ServerProcess]:
+    """A server with its state on the small disk and a "24h" of ``request.param`` seconds."""
     # The log stays off the small disk: a full disk must not hide what the server said.
-    server = ServerProcess(
-        small_disk / "server",
-        *FAST_TIMINGS,
-        "--request-seconds",
-        "0.01",
-        "--window-seconds",
-        "4",
-        "--disk-full-retry-seconds",
-        "0.1",
-        log_path=tmp_path / "server.log",
-    )
+    window = str(request.param)
+    flags = ("--request-seconds", "0.01", "--window-seconds", window, "--disk-full-retry-seconds", "0.1")
+    server = ServerProcess(small_disk / "server", *FAST_TIMINGS, *flags, log_path=tmp_path / "server.log")
     try:
         yield server.start()
     finally:
@@ -97,6 +90,7 @@ def assert_paused(client, batch_id: str, server: ServerProcess) -> None:
     assert server.process.poll() is None
 
 
+@pytest.mark.parametrize("server_on_small_disk", [600], indirect=True)
 def test_a_batch_pauses_while_the_disk_is_full_and_completes_after(small_disk, server_on_small_disk):
     server = server_on_small_disk
     client = server.client()
@@ -118,6 +112,7 @@ def test_a_batch_pauses_while_the_disk_is_full_and_completes_after(small_disk, s
     assert sorted(r["custom_id"] for r in answered) == IDS and done.request_counts.completed == TOTAL
 
 
+@pytest.mark.parametrize("server_on_small_disk", [6], indirect=True)
 def test_a_batch_whose_window_ends_while_the_disk_is_full_expires_once_there_is_room(
     small_disk, server_on_small_disk
 ):
