@@ -78,7 +78,10 @@ def run(data_dir: Path) -> None:
         )
         print(f"  tokens: {usage.input_tokens} in, {usage.output_tokens} out")
         answers = {}
-        for line in client.files.content(batch.output_file_id).text.splitlines():
+        # Split on "\n" alone: answers may hold U+2028 and the like, which splitlines breaks at.
+        for line in client.files.content(batch.output_file_id).content.split(b"\n"):
+            if not line.strip():
+                continue
             record = json.loads(line)
             content = record["response"]["body"]["choices"][0]["message"]["content"]
             answers[record["custom_id"]] = json.loads(content)

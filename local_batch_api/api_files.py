@@ -14,7 +14,7 @@ from starlette.formparsers import MultiPartException
 from local_batch_api.errors import APIError, invalid_request, not_found
 from local_batch_api.ids import new_file_id
 from local_batch_api.request_parsing import limit_param, list_page
-from local_batch_api.store import FileRecord, Store, now
+from local_batch_api.store import FileRecord, Store, fsync_dir, now
 
 router = APIRouter(prefix="/v1/files")
 
@@ -70,7 +70,10 @@ async def upload_file(request: Request) -> dict[str, Any]:
                 if size > max_bytes:
                     raise _too_large(max_bytes)
                 out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())  # the bytes are on disk before the name and the record say so
         os.replace(partial, target)
+        fsync_dir(target.parent)
     finally:
         partial.unlink(missing_ok=True)
         await upload.close()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import secrets
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -18,7 +20,9 @@ from local_batch_api.errors import APIError
 from local_batch_api.faults import ApiFaultDice
 from local_batch_api.processor import BatchProcessor
 from local_batch_api.settings import Settings
-from local_batch_api.store import Store
+from local_batch_api.store import Store, disk_full
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -50,7 +54,7 @@ def build_engine(settings: Settings) -> Engine:
 def create_app(settings: Settings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = Store(settings.data_dir)
+        store = Store(settings.data_dir, settings.crash_at)
         engine = build_engine(settings)
         processor = BatchProcessor(store, settings, engine)
         app.state.server = ServerState(settings, store, engine, processor, ApiFaultDice(settings.faults))
@@ -71,8 +75,9 @@ def create_app(settings: Settings) -> FastAPI:
     @app.middleware("http")
     async def auth_and_faults(request: Request, call_next):
         path = request.url.path
-        guarded = path.startswith("/v1/") or (path.startswith("/_local/") and path != "/_local/health")
-        if guarded and settings.api_key and not _authorized(request, settings.api_key):
+        # Everything but the health check, the schema and unknown paths included: with a key
+        # set, an unauthenticated caller learns nothing about the server.
+        if settings.api_key and path != "/_local/health" and not _authorized(request, settings.api_key):
             return _error_response(
                 APIError(
                     401,
@@ -107,6 +112,18 @@ def create_app(settings: Settings) -> FastAPI:
         else:
             message = str(exc.detail)
         return _error_response(APIError(exc.status_code, message))
+
+    @app.exception_handler(OSError)
+    @app.exception_handler(sqlite3.Error)
+    async def storage_error(request: Request, exc: Exception) -> JSONResponse:
+        """A full disk is the caller's to know (and to fix by deleting files); the rest is ours."""
+        if disk_full(exc):
+            log.warning("%s %s: the disk is full (%s)", request.method, request.url.path, exc)
+            return _error_response(
+                APIError(507, "The server's disk is full; delete files to make room.", type="server_error")
+            )
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return await server_error(request, exc)
 
     @app.exception_handler(Exception)
     async def server_error(_: Request, exc: Exception) -> JSONResponse:

@@ -3,12 +3,17 @@
 Server-wide faults come from ``--fault KEY=VALUE`` flags or ``PUT /_local/faults``; a batch may
 add its own through the metadata key :data:`METADATA_KEY` (a JSON object). A batch keeps the
 faults it was created with, so changing the server's faults never rewrites a running batch.
+
+A crash point is a fault of the process, not of a batch: the environment variable
+:data:`CRASH_ENV` names a point of :data:`CRASH_POINTS` (``point`` or ``point@N`` for the Nth
+time it is reached), and the server exits there at once, as a power cut or a SIGKILL would.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import random
 from dataclasses import dataclass, fields
 from typing import Any
@@ -18,6 +23,20 @@ import orjson
 from local_batch_api.errors import invalid_request
 
 METADATA_KEY = "local_batch_api_faults"
+CRASH_ENV = "LOCAL_BATCH_API_CRASH_AT"
+CRASH_EXIT_CODE = 97
+# Each names the instant just after the step it names, in the order a batch reaches them.
+CRASH_POINTS = (
+    "chunk.written",  # replies written and synced, progress not yet recorded
+    "chunk.recorded",  # progress recorded
+    "expire.written",  # expired requests' error lines written and synced, not yet recorded
+    "expire.recorded",  # expiry progress recorded, files not yet published
+    "publish.synced",  # a partial file cut to its recorded size and synced, not yet renamed
+    "publish.renamed",  # renamed into place, the directory not yet synced
+    "publish.dir_synced",  # the directory synced, the file not yet recorded
+    "publish.recorded",  # the file recorded, the batch not yet moved on
+    "delete.freed",  # a deleted file's bytes freed (its tombstone left), its record not yet dropped
+)
 
 
 @dataclass(frozen=True)
@@ -91,6 +110,41 @@ class ApiFaultDice:
 
     def roll(self) -> bool:
         return self.faults.api_error_share > 0 and self._rng.random() < self.faults.api_error_share
+
+
+@dataclass(frozen=True)
+class CrashPoint:
+    """Where the process exits on purpose (``name=None``: nowhere), and at which arrival there."""
+
+    name: str | None = None
+    arrival: int = 1
+
+    @classmethod
+    def from_env(cls, env: dict[str, str]) -> CrashPoint:
+        raw = env.get(CRASH_ENV, "").strip()
+        if not raw:
+            return cls()
+        name, _, arrival = raw.partition("@")
+        if name not in CRASH_POINTS or (arrival and not arrival.isdigit()) or arrival == "0":
+            raise SystemExit(
+                f"{CRASH_ENV}={raw!r}: expected POINT or POINT@N (N >= 1); points: {', '.join(CRASH_POINTS)}"
+            )
+        return cls(name, int(arrival or 1))
+
+
+class CrashSwitch:
+    """Counts arrivals at the configured crash point and exits the process on the chosen one."""
+
+    def __init__(self, point: CrashPoint) -> None:
+        self.point = point
+        self._arrivals = 0
+
+    def reached(self, name: str) -> None:
+        if name != self.point.name:
+            return
+        self._arrivals += 1
+        if self._arrivals == self.point.arrival:
+            os._exit(CRASH_EXIT_CODE)  # no cleanup, no flush: exactly what a crash leaves behind
 
 
 def _unit(seed: int, *parts: str) -> float:

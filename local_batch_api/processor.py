@@ -3,6 +3,8 @@
 One asyncio task per active batch. Every step ends in one committed store update, and the
 partial output and error files are truncated back to their committed sizes on resume, so a
 server killed at any instant continues each batch without losing or repeating a request.
+Bytes are synced before the store records them, and a published file is synced, renamed and
+its directory synced before its record exists. A full disk pauses a batch until it can write.
 """
 
 from __future__ import annotations
@@ -12,15 +14,16 @@ import contextlib
 import hashlib
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
 from local_batch_api.engines import Engine, EngineReply, error_body
-from local_batch_api.faults import Faults
+from local_batch_api.faults import CrashSwitch, Faults
 from local_batch_api.settings import Settings
-from local_batch_api.store import TERMINAL_STATUSES, FileRecord, Store, now
+from local_batch_api.store import TERMINAL_STATUSES, FileRecord, Store, disk_full, fsync_dir, now
 from local_batch_api.validation import batch_error, validate_input_file
 
 log = logging.getLogger(__name__)
@@ -42,6 +45,7 @@ class BatchProcessor:
         self.engine = engine
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._wake: dict[str, asyncio.Event] = {}
+        self._crash = CrashSwitch(settings.crash_at)
 
     async def start(self) -> None:
         """Resume every batch that was active when the server last stopped."""
@@ -60,7 +64,15 @@ class BatchProcessor:
         self._wake[batch_id] = asyncio.Event()
         task = asyncio.create_task(self._run(batch_id), name=f"batch {batch_id}")
         self._tasks[batch_id] = task
-        task.add_done_callback(lambda _: (self._tasks.pop(batch_id, None), self._wake.pop(batch_id, None)))
+        task.add_done_callback(lambda done: self._ended(batch_id, done))
+
+    def _ended(self, batch_id: str, task: asyncio.Task[None]) -> None:
+        self._tasks.pop(batch_id, None)
+        self._wake.pop(batch_id, None)
+        if not task.cancelled() and task.exception() is not None:  # said once, with its cause
+            log.error(
+                "batch %s stopped: it resumes when the server restarts", batch_id, exc_info=task.exception()
+            )
 
     def notify(self, batch_id: str) -> None:
         """Wake the batch's task early, e.g. after a cancel request."""
@@ -82,23 +94,40 @@ class BatchProcessor:
             "finalizing": self._finalize,
             "cancelling": self._cancel,
         }
+        paused = False
         while True:
-            batch = self.store.get_batch(batch_id)
-            if batch is None or batch["status"] in TERMINAL_STATUSES:
-                return
             try:
+                batch = self.store.get_batch(batch_id)
+                if batch is None or batch["status"] in TERMINAL_STATUSES:
+                    return
                 await steps[batch["status"]](batch)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("batch %s failed unexpectedly", batch_id)
-                self.store.update_batch(
-                    batch_id,
-                    status="failed",
-                    failed_at=now(),
-                    errors=_errors([batch_error("server_error", "The server failed to process this batch.")]),
-                )
+            except Exception as exc:
+                if not disk_full(exc):
+                    log.exception("batch %s failed unexpectedly", batch_id)
+                    await self._mark_failed(batch_id)
+                    return
+                if not paused:  # every step resumes from its last record: trying again is safe
+                    log.warning("batch %s paused: the disk is full (%s); trying again", batch_id, exc)
+                paused = True
+                await self._nap(batch_id, now() + self.settings.disk_full_retry_seconds)
+                continue
+            if paused:
+                log.warning("batch %s resumed: the disk has room again", batch_id)
+                paused = False
+
+    async def _mark_failed(self, batch_id: str) -> None:
+        """Record the failure; on a full disk, once there is room, rather than never."""
+        errors = _errors([batch_error("server_error", "The server failed to process this batch.")])
+        while True:
+            try:
+                self.store.update_batch(batch_id, status="failed", failed_at=now(), errors=errors)
                 return
+            except Exception as exc:
+                if not disk_full(exc):
+                    raise
+            await self._nap(batch_id, now() + self.settings.disk_full_retry_seconds)
 
     async def _nap(self, batch_id: str, until: float) -> None:
         """Sleep until a moment, or until woken by :meth:`notify`."""
@@ -177,39 +206,43 @@ class BatchProcessor:
     async def _process(self, batch: dict[str, Any]) -> None:
         batch_id = batch["id"]
         faults = Faults(**batch["faults"])
+        if _expiry_due(batch, faults):  # before opening anything: publishing may be under way
+            self._expire(batch)
+            return
         output, errors = self._partials(batch)
         input_path = self.store.file_path(batch["input_file_id"])
         state = {k: batch[k] for k in ("next_line", "next_offset", "completed", "failed")}
         state |= {k: batch[k] for k in ("input_tokens", "output_tokens", "reasoning_tokens")}
-        with input_path.open("rb") as source, output.open("r+b") as out, errors.open("r+b") as err:
-            out.seek(batch["output_bytes"])
-            out.truncate()
-            err.seek(batch["error_bytes"])
-            err.truncate()
+        with (
+            input_path.open("rb") as source,
+            _resumed(output, batch["output_bytes"]) as out,
+            _resumed(errors, batch["error_bytes"]) as err,
+        ):
             source.seek(batch["next_offset"])
             while True:
                 current = self.store.get_batch(batch_id)
                 if current is None or current["status"] != "in_progress":
                     return
-                done = state["next_line"]
-                if now() >= current["expires_at"] or _share_reached(faults, done, current["total"]):
-                    self._expire(current, source, out, err)
-                    return
-                if done >= current["total"]:
+                if _expiry_due(current, faults):
                     break
-                lines = _read_requests(source, self._chunk_size(faults, done, current["total"]))
+                if state["next_line"] >= current["total"]:
+                    self.store.update_batch(
+                        batch_id, only_if_status="in_progress", status="finalizing", finalizing_at=now()
+                    )
+                    return
+                lines = _read_requests(source, self._chunk_size(faults, state["next_line"], current["total"]))
                 if self.settings.request_seconds > 0:
                     await self._nap(batch_id, now() + self.settings.request_seconds * len(lines))
                     if self.store.get_batch(batch_id)["status"] != "in_progress":
                         return  # cancelled while these requests were "running": they did not finish
                 replies = await self._answer(batch["endpoint"], lines, faults)
                 _write_replies(batch_id, lines, replies, out, err, state)
+                self._crash.reached("chunk.written")
                 state["next_line"] += len(lines)
                 state["next_offset"] = source.tell()
                 self.store.update_batch(batch_id, output_bytes=out.tell(), error_bytes=err.tell(), **state)
-        self.store.update_batch(
-            batch_id, only_if_status="in_progress", status="finalizing", finalizing_at=now()
-        )
+                self._crash.reached("chunk.recorded")
+        self._expire(self.store.get_batch(batch_id))
 
     def _chunk_size(self, faults: Faults, done: int, total: int) -> int:
         size = self.settings.chunk_requests
@@ -237,27 +270,36 @@ class BatchProcessor:
                 replies[i] = reply
         return replies  # type: ignore[return-value]
 
-    def _expire(self, batch: dict[str, Any], source, out, err) -> None:
-        """Finished responses stay; every unfinished request gets a ``batch_expired`` error line."""
-        failed = batch["failed"]
-        while True:
-            lines = _read_requests(source, 10_000)
-            if not lines:
-                break
-            for custom_id, _ in lines:
-                err.write(_line(batch["id"], custom_id, None, EXPIRED_ERROR))
-            failed += len(lines)
-        out.flush()
-        err.flush()
-        self.store.update_batch(batch["id"], output_bytes=out.tell(), error_bytes=err.tell())
-        files = self._publish(self.store.get_batch(batch["id"]))
+    def _expire(self, batch: dict[str, Any]) -> None:
+        """Finished responses stay; every unfinished request gets a ``batch_expired`` error line.
+
+        The expired lines and the progress past them are recorded together before publishing,
+        so a restart at any point of this writes none of them twice.
+        """
+        if batch["next_line"] < batch["total"]:
+            _, errors = self._partials(batch)
+            input_path = self.store.file_path(batch["input_file_id"])
+            failed, lines_read = batch["failed"], batch["next_line"]
+            with input_path.open("rb") as source, _resumed(errors, batch["error_bytes"]) as err:
+                source.seek(batch["next_offset"])
+                while lines := _read_requests(source, 10_000):
+                    err.write(b"".join(_line(batch["id"], c, None, EXPIRED_ERROR) for c, _ in lines))
+                    failed += len(lines)
+                    lines_read += len(lines)
+                _sync(err)
+                self._crash.reached("expire.written")
+                self.store.update_batch(
+                    batch["id"],
+                    error_bytes=err.tell(),
+                    next_line=lines_read,
+                    next_offset=source.tell(),
+                    failed=failed,
+                )
+            self._crash.reached("expire.recorded")
+            batch = self.store.get_batch(batch["id"])
+        files = self._publish(batch)
         self.store.update_batch(
-            batch["id"],
-            only_if_status="in_progress",
-            status="expired",
-            expired_at=now(),
-            failed=failed,
-            **files,
+            batch["id"], only_if_status="in_progress", status="expired", expired_at=now(), **files
         )
 
     async def _finalize(self, batch: dict[str, Any]) -> None:
@@ -282,44 +324,83 @@ class BatchProcessor:
     # Files ------------------------------------------------------------------------------------
 
     def _partials(self, batch: dict[str, Any]) -> tuple[Path, Path]:
-        paths = (
+        """Paths only: creating one here would stand an empty file in for a published one."""
+        return (
             self.store.work_dir / f"{batch['id']}.output.jsonl",
             self.store.work_dir / f"{batch['id']}.error.jsonl",
         )
-        for path in paths:
-            path.touch(exist_ok=True)
-        return paths
 
     def _publish(self, batch: dict[str, Any]) -> dict[str, str | None]:
-        """Turn the partial files into output files; idempotent, so a restart may repeat it."""
+        """Turn the partial files into output files; a restart at any step carries on from it.
+
+        Each file goes: cut to its recorded size and synced, renamed into place, directory
+        synced, recorded. A file in place without a record was renamed whole; a record means
+        done. A partial shorter than its recorded size is a loss, reported, never padded.
+        """
         ids: dict[str, str | None] = {}
         committed = {"output": batch["output_bytes"], "error": batch["error_bytes"]}
         for kind, partial in zip(("output", "error"), self._partials(batch), strict=True):
             file_id = "file-" + hashlib.blake2b(f"{batch['id']}:{kind}".encode(), digest_size=12).hexdigest()
-            target = self.store.file_path(file_id)
-            if committed[kind] == 0:
-                ids[f"{kind}_file_id"] = None
-                partial.unlink(missing_ok=True)
-                continue
-            if self.store.get_file(file_id) is None:
-                with partial.open("r+b") as handle:
-                    handle.truncate(committed[kind])
-                os.replace(partial, target)
-                created = int(now())
-                expires = batch.get("output_expires_after") or {}
-                self.store.add_file(
-                    FileRecord(
-                        id=file_id,
-                        bytes=committed[kind],
-                        created_at=created,
-                        filename=f"{batch['id']}_{kind}.jsonl",
-                        purpose="batch_output",
-                        expires_at=created + int(expires["seconds"]) if expires.get("seconds") else None,
-                    )
-                )
+            size = committed[kind]
+            ids[f"{kind}_file_id"] = file_id if size else None
+            if size and self.store.get_file(file_id) is None:
+                target = self.store.file_path(file_id)
+                if not target.exists():
+                    with _resumed(partial, size) as handle:
+                        _sync(handle)
+                    self._crash.reached("publish.synced")
+                    os.replace(partial, target)
+                    self._crash.reached("publish.renamed")
+                if target.stat().st_size != size:
+                    raise LostOutput(f"{target.name} has {target.stat().st_size} bytes, {size} recorded")
+                fsync_dir(target.parent)
+                self._crash.reached("publish.dir_synced")
+                self.store.add_file(self._output_record(batch, file_id, kind, size))
+                self._crash.reached("publish.recorded")
             partial.unlink(missing_ok=True)
-            ids[f"{kind}_file_id"] = file_id
         return ids
+
+    @staticmethod
+    def _output_record(batch: dict[str, Any], file_id: str, kind: str, size: int) -> FileRecord:
+        created = int(now())
+        expires = batch.get("output_expires_after") or {}
+        return FileRecord(
+            id=file_id,
+            bytes=size,
+            created_at=created,
+            filename=f"{batch['id']}_{kind}.jsonl",
+            purpose="batch_output",
+            expires_at=created + int(expires["seconds"]) if expires.get("seconds") else None,
+        )
+
+
+class LostOutput(RuntimeError):
+    """A partial file holds less than its recorded size: never publish it padded."""
+
+
+@contextlib.contextmanager
+def _resumed(path: Path, committed: int) -> Iterator[BinaryIO]:
+    """The partial file opened for writing at its recorded size, bytes past it dropped."""
+    if committed == 0:
+        path.touch(exist_ok=True)
+    elif not path.exists():
+        raise LostOutput(f"{path.name} is missing, {committed} bytes recorded")
+    with path.open("r+b") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        if size < committed:
+            raise LostOutput(f"{path.name} has {size} bytes, {committed} recorded")
+        handle.truncate(committed)
+        handle.seek(committed)
+        yield handle
+
+
+def _sync(handle: BinaryIO) -> None:
+    handle.flush()
+    os.fsync(handle.fileno())
+
+
+def _expiry_due(batch: dict[str, Any], faults: Faults) -> bool:
+    return now() >= batch["expires_at"] or _share_reached(faults, batch["next_line"], batch["total"])
 
 
 def _errors(data: list[dict[str, Any]]) -> dict[str, Any]:
@@ -369,8 +450,8 @@ def _write_replies(batch_id, lines, replies, out, err, state) -> None:
             state["failed"] += 1
     out.write(b"".join(out_chunks))
     err.write(b"".join(err_chunks))
-    out.flush()
-    err.flush()
+    _sync(out)
+    _sync(err)
 
 
 def _line(batch_id: str, custom_id: str, response: dict | None, error: dict | None) -> bytes:

@@ -6,7 +6,7 @@ import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from local_batch_api.faults import Faults
+from local_batch_api.faults import CrashPoint, Faults
 
 MB = 1024 * 1024
 
@@ -36,6 +36,9 @@ class Settings:
     chunk_requests: int = 2_000
     poll_interval_seconds: float = 0.05
     faults: Faults = field(default_factory=Faults)
+    crash_at: CrashPoint = field(default_factory=CrashPoint)
+    # A full disk pauses the batches that need to write; they try again this often.
+    disk_full_retry_seconds: float = 1.0
 
     @property
     def files_dir(self) -> Path:
@@ -76,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch-bytes", type=int, default=200 * MB)
     p.add_argument("--max-upload-bytes", type=int, default=512 * MB)
     p.add_argument("--enqueued-token-limit", type=int, default=None, help="per model, over active batches")
+    p.add_argument("--disk-full-retry-seconds", type=float, default=1.0, help="pause after ENOSPC")
     p.add_argument("--fault", action="append", default=[], metavar="KEY=VALUE", help="server-wide fault")
     p.add_argument("--log-level", default="warning")
     return p
@@ -108,4 +112,6 @@ def settings_from_args(args: argparse.Namespace, env: dict[str, str]) -> Setting
         max_upload_bytes=args.max_upload_bytes,
         enqueued_token_limit=args.enqueued_token_limit,
         faults=Faults.from_mapping(raw_faults),
+        crash_at=CrashPoint.from_env(env),
+        disk_full_retry_seconds=args.disk_full_retry_seconds,
     )

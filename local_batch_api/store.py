@@ -2,10 +2,14 @@
 
 SQLite in WAL mode survives a SIGKILL of the process; every state change is one committed
 statement, so a restarted server sees exactly what the killed one had acknowledged.
+
+A full disk must not lock the store: the store holds back a small reserve file, given up when
+SQLite cannot write, and a delete frees a file's bytes before it changes the file's record.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 import time
@@ -15,8 +19,10 @@ from typing import Any
 
 import orjson
 
+from local_batch_api.faults import CrashPoint, CrashSwitch
 from local_batch_api.ids import is_batch_id, is_file_id
 
+RESERVE_BYTES = 1024 * 1024  # room for a few SQLite transactions and a checkpoint
 TERMINAL_STATUSES = frozenset({"completed", "failed", "expired", "cancelled"})
 ACTIVE_STATUSES = frozenset({"validating", "in_progress", "finalizing", "cancelling"})
 
@@ -109,8 +115,9 @@ class FileRecord:
 class Store:
     """All reads and writes of durable state. Used from one thread (the server's event loop)."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, crash_at: CrashPoint | None = None) -> None:
         self.data_dir = data_dir
+        self._crash = CrashSwitch(crash_at or CrashPoint())
         self.files_dir = data_dir / "files"
         self.work_dir = data_dir / "work"
         self.files_dir.mkdir(parents=True, exist_ok=True)
@@ -120,6 +127,13 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._reserve = data_dir / "reserve"
+        for tombstone in self.files_dir.glob("*.deleted"):  # deletes a crash interrupted
+            self._db.execute("DELETE FROM files WHERE id = ?", (tombstone.stem,))
+            tombstone.unlink()
+        for partial in self.files_dir.glob("*.partial"):  # uploads a crash cut short, never acknowledged
+            partial.unlink()
+        self.keep_reserve()
 
     def close(self) -> None:
         self._db.close()
@@ -146,10 +160,49 @@ class Store:
         return FileRecord(**dict(row)) if row else None
 
     def delete_file(self, file_id: str) -> bool:
-        deleted = self._db.execute("DELETE FROM files WHERE id = ?", (file_id,)).rowcount > 0
-        if deleted:
-            self.file_path(file_id).unlink(missing_ok=True)
+        """Free the file's bytes, then drop its record: so it works on a full disk, too.
+
+        The file is first renamed to a tombstone (which takes no room), so a crash before the
+        record is gone leaves a mark that the next start finishes the delete by.
+        """
+        path = self.file_path(file_id)
+        tombstone = path.with_suffix(".deleted")
+        if path.exists():
+            os.replace(path, tombstone)
+            fsync_dir(self.files_dir)
+        if tombstone.exists():
+            os.truncate(tombstone, 0)
+        self._crash.reached("delete.freed")
+        try:
+            deleted = self._delete_record(file_id)
+        except sqlite3.Error as exc:
+            if not disk_full(exc) or not self._give_up_reserve():
+                raise
+            deleted = self._delete_record(file_id)
+        tombstone.unlink(missing_ok=True)
+        self.keep_reserve()
         return deleted
+
+    def _delete_record(self, file_id: str) -> bool:
+        return self._db.execute("DELETE FROM files WHERE id = ?", (file_id,)).rowcount > 0
+
+    def keep_reserve(self) -> None:
+        """Hold :data:`RESERVE_BYTES` back while the disk has room; a full disk just leaves none."""
+        try:
+            with self._reserve.open("ab") as handle:
+                if os.fstat(handle.fileno()).st_size < RESERVE_BYTES:
+                    os.posix_fallocate(handle.fileno(), 0, RESERVE_BYTES)
+        except OSError as exc:
+            if not disk_full(exc):
+                raise
+            self._reserve.unlink(missing_ok=True)  # a part of it would only mislead the next check
+
+    def _give_up_reserve(self) -> bool:
+        """Free the reserve for a change that must go through; whether there was one to free."""
+        if not self._reserve.exists() or self._reserve.stat().st_size == 0:
+            return False
+        self._reserve.unlink()
+        return True
 
     def list_files(
         self, *, purpose: str | None, after: str | None, limit: int, ascending: bool
@@ -284,6 +337,13 @@ def _decode(row: sqlite3.Row) -> dict[str, Any]:
 
 def now() -> float:
     return time.time()
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether an error is the disk (or quota) running out, from a file write or from SQLite."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return isinstance(exc, sqlite3.Error) and getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
 
 
 def fsync_dir(path: Path) -> None:

@@ -92,6 +92,16 @@ def chat_line(custom_id: str, text: str, model: str = "gpt-4o-mini", **extra) ->
     }
 
 
+def echo_line(custom_id: str, prompt: str) -> dict:
+    """A completions request whose answer starts with its prompt, verbatim."""
+    return {
+        "custom_id": custom_id,
+        "method": "POST",
+        "url": "/v1/completions",
+        "body": {"model": "gpt-3.5-turbo-instruct", "prompt": prompt, "echo": True, "max_tokens": 8},
+    }
+
+
 def request_line(custom_id: str = "a", *, drop: str | None = None, **changes) -> bytes:
     """A good chat request line, with top-level keys changed or ``drop`` left out."""
     line = {**chat_line(custom_id, "Fine."), **changes}

@@ -23,6 +23,7 @@ from openai import AsyncOpenAI, OpenAI
 
 from llm_batch.backends.base import BatchBackend
 from llm_batch.backends.errors import BackendError, BatchAlreadyEnded, BatchNotFound, CredentialsRejected
+from llm_batch.backends.jsonl import jsonl_records
 from llm_batch.backends.records import (
     BatchInput,
     BatchProblem,
@@ -165,7 +166,7 @@ class OpenAIBatchBackend(BatchBackend):
         if self._client is not None:
             self._client.close()
 
-    def _lines(self, file_id: str | None) -> Iterator[str]:
+    def _lines(self, file_id: str | None) -> Iterator[bytes]:
         if not file_id:
             return
 
@@ -175,9 +176,7 @@ class OpenAIBatchBackend(BatchBackend):
 
         with contextlib.ExitStack() as stack:
             response = call_with_retries(lambda: open_content(stack), READ_RETRY, f"Reading file {file_id}")
-            for raw in response.iter_lines():
-                if raw.strip():
-                    yield raw
+            yield from jsonl_records(response.iter_bytes())
 
     # --- triggerer side ----------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from llm_batch.backends.openai_backend import (
 from llm_batch.backends.shared_clients import close_shared_async_clients, shared_async_clients
 from local_batch_api.faults import METADATA_KEY as FAULTS_KEY
 from tests.batch_server import wait_for_batch
-from tests.conftest import chat_line, jsonl
+from tests.conftest import chat_line, echo_line, jsonl
 
 ONCE = RetryPolicy(tries=1)
 
@@ -195,3 +195,35 @@ async def test_the_async_side_agrees_with_the_sync_side_and_shares_one_client(
         await other.acancel(state.id, retry=ONCE)
     with pytest.raises(BatchNotFound):
         await other.aretrieve("batch_doesnotexist")
+
+
+LINE_BREAKS_OF_STR_SPLITLINES = ["\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\r"]
+
+
+def test_answers_holding_any_unicode_line_break_come_back_whole(backend, shared_server, request):
+    """JSON leaves U+2028, U+2029 and U+0085 unescaped: a JSONL reader must split on ``\\n`` alone."""
+    prompts = {
+        f"r{i:02d}{brk}x": f"one{brk}two {brk}three" for i, brk in enumerate(LINE_BREAKS_OF_STR_SPLITLINES)
+    }
+    lines = [echo_line(custom_id, prompt) for custom_id, prompt in prompts.items()]
+    content = jsonl(lines)
+    assert (
+        "\u2028".encode() in content and "\x85".encode() in content
+    )  # raw, as a JSON encoder may leave them
+    shard_input = BatchInput(
+        name="breaks.jsonl", endpoint="/v1/completions", requests=len(lines), read=lambda: content
+    )
+    labels = {FAULTS_KEY: json.dumps({"line_failure_share": 0.5, "line_failure_status": 500, "seed": 3})}
+    tag = SubmissionTag(f"key-{request.node.name}", 1, labels)
+    state = backend.create_or_find(shard_input, tag, uploaded=backend.upload(shard_input)).state
+    wait_for_batch(shared_server.client(), state.id)
+    done = backend.retrieve(state.id)
+
+    results = list(backend.results(done))
+
+    answered = {line.custom_id: line for line in results if line.outcome is LineOutcome.ANSWERED}
+    failed = {line.custom_id for line in results if line.outcome is LineOutcome.FAILED}
+    assert done.counts.completed == len(answered) > 0 and done.counts.failed == len(failed) > 0
+    assert sorted([*answered, *failed]) == sorted(prompts)
+    for custom_id, line in answered.items():
+        assert line.body["choices"][0]["text"].startswith(prompts[custom_id])
