@@ -125,9 +125,12 @@ def _build_task(job: BatchJob, pool: dict[str, Any]):
         with warehouse_for_conn_id(run_job.source_conn_id, read_only=True) as source:
             rows = pipeline.extract_rows(run_job, window, source, row_limit=params.get("row_limit"))
         settled: set[tuple[str, str]] = set()
-        if not params.get("force"):
-            with warehouse_for_conn_id(run_job.warehouse_conn_id) as warehouse:
-                settled = pipeline.settled_requests(run_job, window, warehouse)
+        with warehouse_for_conn_id(run_job.warehouse_conn_id) as warehouse:
+            rows = pipeline.drop_superseded(run_job, rows, warehouse)
+            if not params.get("force"):
+                settled = pipeline.settled_requests(
+                    run_job, window, warehouse, rows=rows, run_id=context["run_id"]
+                )
         built = pipeline.build_run(
             run_job,
             window,
@@ -155,13 +158,18 @@ def _submit_task(job: BatchJob, pool: dict[str, Any]):
             raise AirflowSkipException("dry run: nothing is submitted")
         run_job = _job_for(job, context)
         with warehouse_for_conn_id(run_job.warehouse_conn_id) as warehouse:
-            return submit_shard(
+            submitted = submit_shard(
                 batch_backend(run_job.openai_conn_id),
                 BatchLedger(warehouse),
                 run_job,
                 ShardSpec.from_dict(spec),
                 run_id=context["run_id"],
             )
+        if submitted["batch_id"] is None:
+            raise AirflowSkipException(
+                "every request of this shard is in flight in another run, which lands it"
+            )
+        return submitted
 
     return submit
 
@@ -192,18 +200,7 @@ def _collect_task(job: BatchJob, pool: dict[str, Any]):
             except BatchFailedError as exc:
                 ledger.update(key, status="failed", error=str(exc)[:4000], finished_at=utcnow())
                 raise AirflowFailException(str(exc)) from None  # the same bytes would fail again
-            counts = summary["request_counts"]
-            ledger.update(
-                key,
-                status=summary["status"],
-                completed=counts["completed"],
-                failed=counts["failed"],
-                input_tokens=outcome["input_tokens"],
-                output_tokens=outcome["output_tokens"],
-                cost_usd=outcome["cost_usd"],
-                sync_cost_usd=outcome["sync_cost_usd"],
-                finished_at=utcnow(),
-            )
+            ledger.record_collected(key, summary, outcome)
         return outcome
 
     return collect

@@ -8,10 +8,12 @@ ids, counts, tokens and cost; never a credential.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
-from llm_batch.warehouse import queries
+from llm_batch.warehouse import LockTimeout, queries
 from llm_batch.warehouse.tables import LEDGER_TABLE
 
 if TYPE_CHECKING:
@@ -19,6 +21,10 @@ if TYPE_CHECKING:
 
 
 TABLE = LEDGER_TABLE
+
+
+class SubmissionBusy(TimeoutError):
+    """Another submitter held the same submission longer than this one would wait."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,28 @@ class BatchLedger:
         self.warehouse = warehouse
         queries.create_ledger(warehouse)
 
+    @contextmanager
+    def claim(self, submission_key: str, *, timeout: float) -> Iterator[None]:
+        """Be the only submitter of ``submission_key`` for the ``with`` block.
+
+        Two runs that build the same shard at once would otherwise both read "no batch yet" and
+        both pay. The other waits here, at most ``timeout`` seconds, and then finds the batch
+        in the ledger. The claim is a lock of the warehouse: it dies with a crashed holder, whose
+        intent row then leads the next submitter to the batch it may have created.
+        """
+        with ExitStack() as held:
+            try:
+                held.enter_context(
+                    self.warehouse.exclusive(f"llm_batch_submission:{submission_key}", timeout=timeout)
+                )
+            except LockTimeout:
+                raise SubmissionBusy(
+                    f"submission {submission_key} is being made by another run and was not done within "
+                    f"{timeout:g} s; retry the task (it re-attaches to that batch), or give it a longer "
+                    "claim_timeout"
+                ) from None
+            yield
+
     def get(self, submission_key: str) -> LedgerEntry | None:
         rows = queries.ledger_rows(self.warehouse, submission_key=submission_key)
         return LedgerEntry(**rows[0]) if rows else None
@@ -74,6 +102,25 @@ class BatchLedger:
 
     def update(self, submission_key: str, **changes: Any) -> None:
         queries.update_ledger_row(self.warehouse, submission_key, changes)
+
+    def record_collected(self, submission_key: str, summary: dict[str, Any], outcome: dict[str, Any]) -> None:
+        """Close the row of a collected batch: its status, counts, tokens and cost.
+
+        ``summary`` is the wait's batch summary, ``outcome`` what collect returned. A row closed with
+        answers keeps its requests in flight until their run loads them (``llm_batch.inflight``).
+        """
+        counts = summary["request_counts"]
+        self.update(
+            submission_key,
+            status=summary["status"],
+            completed=counts["completed"],
+            failed=counts["failed"],
+            input_tokens=outcome["input_tokens"],
+            output_tokens=outcome["output_tokens"],
+            cost_usd=outcome["cost_usd"],
+            sync_cost_usd=outcome["sync_cost_usd"],
+            finished_at=utcnow(),
+        )
 
     def entries(self, job: str, interval_label: str | None = None) -> list[LedgerEntry]:
         where: dict[str, Any] = {"job": job}
