@@ -167,7 +167,7 @@ def _submit_task(job: BatchJob, pool: dict[str, Any]):
             )
         if submitted["batch_id"] is None:
             raise AirflowSkipException(
-                "every request of this shard is in flight in another run, which lands it"
+                "every request of this shard is answered, or in flight in another run that lands it"
             )
         return submitted
 

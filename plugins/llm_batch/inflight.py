@@ -3,8 +3,8 @@
 Runs overlap (a nightly run and a manual range over the same days, a backfill beside both). A
 request (key, request fingerprint) sent by one run counts as taken for every other run until the
 owner loads its answers: the others leave it to the owner. A claim is written, under one lock per
-job, when a submission is claimed and before anything is uploaded; the rows another run already
-holds are cut out of the shard first. Load releases the claims of the batches it landed. A claim
+job, when a submission is claimed and before anything is uploaded; the rows another run holds,
+or has answered since this run was built, are cut out of the shard first. Load releases the claims of the batches it landed. A claim
 stops holding by itself when its batch failed or ended without answers, and after the holds
 below, so a run that died never blocks a row for good.
 """
@@ -27,6 +27,7 @@ from llm_batch.storage import ObjectStoragePath, read_table, write_bytes, write_
 from llm_batch.warehouse import queries
 
 if TYPE_CHECKING:
+    from llm_batch.job import BatchJob
     from llm_batch.submission import ShardSpec
     from llm_batch.warehouse import Warehouse
 
@@ -68,21 +69,33 @@ def taken_requests(
 
 
 def claim_requests(
-    warehouse: Warehouse, job: str, submission_key: str, run_id: str | None, requests: list[Request]
+    warehouse: Warehouse,
+    job: BatchJob,
+    submission_key: str,
+    run_id: str | None,
+    requests: list[Request],
+    *,
+    forced: bool = False,
 ) -> set[Request]:
-    """Claim ``requests`` for a submission; return those another run holds (left out of the claim)."""
-    with warehouse.exclusive(f"llm_batch_inflight:{job}", timeout=CLAIM_LOCK_TIMEOUT_SECONDS):
+    """Claim ``requests`` for a submission; return those left out: held by another run, or answered.
+
+    Answers count too: a run that built before another landed the same rows must not pay for
+    them now. Claims are read before answers, since a load lands answers and drops their claims
+    at once. A ``forced`` run pays for answered requests again, never for those in flight.
+    """
+    with warehouse.exclusive(f"llm_batch_inflight:{job.name}", timeout=CLAIM_LOCK_TIMEOUT_SECONDS):
         queries.create_inflight(warehouse)
         keys = sorted({key for key, _ in requests})
-        taken = set(requests) & taken_requests(
-            warehouse, job, keys=keys, run_id=run_id, submission_key=submission_key
-        )
+        held = taken_requests(warehouse, job.name, keys=keys, run_id=run_id, submission_key=submission_key)
+        if not forced:
+            held |= queries.settled_requests(warehouse, job, keys)
+        taken = set(requests) & held
         mine = [request for request in requests if request not in taken]
         queries.record_inflight(
             warehouse,
             pa.table(
                 {
-                    "job": [job] * len(mine),
+                    "job": [job.name] * len(mine),
                     "key": [key for key, _ in mine],
                     "request_fingerprint": [fingerprint for _, fingerprint in mine],
                     "submission_key": [submission_key] * len(mine),
@@ -102,13 +115,15 @@ def release(warehouse: Warehouse, job: str, submission_keys: Iterable[str]) -> i
 # The shard without what others hold -------------------------------------------------------------
 
 
-def claim_shard(warehouse: Warehouse, spec: ShardSpec, submission_key: str, run_id: str | None) -> ShardSpec:
-    """Claim the shard's requests; return the shard as it will be sent, without those others hold."""
+def claim_shard(
+    warehouse: Warehouse, job: BatchJob, spec: ShardSpec, submission_key: str, run_id: str | None
+) -> ShardSpec:
+    """Claim the shard's requests; return the shard as it will be sent, without those taken."""
     index = shard_index(spec)
     requests = list(
         zip(index.column("key").to_pylist(), index.column("request_fingerprint").to_pylist(), strict=True)
     )
-    taken = claim_requests(warehouse, spec.job, submission_key, run_id, requests)
+    taken = claim_requests(warehouse, job, submission_key, run_id, requests, forced=bool(spec.identity_salt))
     if not taken:
         return spec
     left = [
@@ -117,7 +132,7 @@ def claim_shard(warehouse: Warehouse, spec: ShardSpec, submission_key: str, run_
         if request in taken
     ]
     log.info(
-        "%d of %d requests of shard %s round %s are in flight in another run; leaving them to it",
+        "%d of %d requests of shard %s round %s are answered or in flight in another run; not sending them",
         len(left),
         len(requests),
         spec.shard,

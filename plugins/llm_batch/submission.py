@@ -149,7 +149,7 @@ def _submit_claimed(
     if entry.input_file_id:  # uploaded before a crash: its requests were claimed then
         spec = inflight.narrowed(spec, entry.content_digest, entry.requests)
     else:
-        spec = inflight.claim_shard(ledger.warehouse, spec, key, run_id)
+        spec = inflight.claim_shard(ledger.warehouse, job, spec, key, run_id)
         ledger.update(key, content_digest=spec.digest, requests=spec.requests)
         if not spec.requests:
             log.info(

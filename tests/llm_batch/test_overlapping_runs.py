@@ -94,6 +94,15 @@ def test_runs_that_built_together_split_the_rows_at_submit(runs, first):
     assert_paid_once_and_landed_once(runs)
 
 
+def test_a_run_built_before_another_landed_the_same_rows_does_not_pay_for_them(runs):
+    nightly = runs(RunWindow(NIGHT, NIGHT + dt.timedelta(days=1)), "scheduled__2026-04-01").build()
+    manual = runs(RANGE, "manual__2026-04-01T00:00:04").build()
+    finish(nightly.submit())  # landed, and its claims released, before the range run submits
+
+    finish(manual.submit())
+    assert_paid_once_and_landed_once(runs)
+
+
 def test_rows_of_a_failed_batch_are_not_held_by_it(runs):
     runs.server.set_faults(fail_validation=True, limit_batches=1)
     nightly = runs(RunWindow(NIGHT, NIGHT + dt.timedelta(days=1)), "scheduled__2026-04-01").build().submit()
