@@ -75,10 +75,16 @@ def source_rows(per_day: int) -> pa.Table:
     return pa.concat_tables([rows, pa.Table.from_pylist(edits, schema=rows.schema)])
 
 
-def run_plan(name: str, copy: int, dsn: str, base_url: str, api_key: str, storage_url: str) -> dict[str, Any]:
-    """One run of a plan, in its own process: each window through every step, in order."""
+def run_plan(
+    name: str, copy: int, dsn: str, base_url: str, api_key: str, storage_url: str, start: Any
+) -> dict[str, Any]:
+    """One run of a plan, in its own process: each window through every step, in order.
+
+    Every run waits at ``start`` (a barrier) once imported, so that all begin at the same moment.
+    """
     job = dataclasses.replace(JOB, storage_url=storage_url)
     backend = OpenAIBatchBackend(client=OpenAI(base_url=base_url, api_key=api_key, max_retries=2))
+    start.wait()
     built = landed = 0
     for window in PLANS[name]:
         run = WindowRun(
@@ -120,13 +126,15 @@ def main() -> int:
                 warehouse.ensure_table("reviews", numbered.schema)
                 warehouse.replace_rows("reviews", numbered, match_columns=["row_no"])
                 BatchLedger(warehouse)  # the library's tables exist, as after a deployment's first run
-            started = time.monotonic()
-            jobs = [
-                (name, copy, dsn, server.base_url, server.api_key, storage_url)
-                for name in PLANS
-                for copy in (1, 2)
-            ]
-            with multiprocessing.get_context("spawn").Pool(len(jobs)) as pool:
+            context = multiprocessing.get_context("spawn")
+            with context.Manager() as manager, context.Pool(2 * len(PLANS)) as pool:
+                start = manager.Barrier(2 * len(PLANS))
+                jobs = [
+                    (name, copy, dsn, server.base_url, server.api_key, storage_url, start)
+                    for name in PLANS
+                    for copy in (1, 2)
+                ]
+                started = time.monotonic()
                 runs = pool.starmap(run_plan, jobs)
             seconds = time.monotonic() - started
             with postgres_warehouse(dsn) as warehouse:
