@@ -93,8 +93,8 @@ def submit_shard(
 ) -> dict[str, Any]:
     """Return ``{"batch_id", "submission_key", "reattached", "spec"}`` for the shard's batch.
 
-    ``spec`` in the answer is the shard as sent: without the requests other runs had in flight.
-    ``batch_id`` is ``None`` when they held them all: nothing was sent.
+    ``spec`` in the answer is the shard as sent: without the requests other runs had in flight
+    or answered meanwhile. ``batch_id`` is ``None`` when that left nothing to send.
     """
     key = spec.submission_key_for(backend.account)
     with ledger.claim(key, timeout=claim_timeout):
@@ -153,7 +153,9 @@ def _submit_claimed(
         ledger.update(key, content_digest=spec.digest, requests=spec.requests)
         if not spec.requests:
             log.info(
-                "Every request of shard %s round %s is in flight in another run", spec.shard, spec.attempt
+                "Shard %s round %s: every request is answered or in flight in another run; nothing to send",
+                spec.shard,
+                spec.attempt,
             )
             ledger.update(key, status="left_to_other_runs", finished_at=utcnow())
             return _result(None, key, spec, reattached=False)
