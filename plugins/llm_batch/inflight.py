@@ -81,13 +81,16 @@ def claim_requests(
 
     Answers count too: a run that built before another landed the same rows must not pay for
     them now. Claims are read before answers, since a load lands answers and drops their claims
-    at once. A ``forced`` run pays for answered requests again, never for those in flight.
+    at once. A ``forced`` run takes them all: it pays for fresh answers on purpose.
     """
     with warehouse.exclusive(f"llm_batch_inflight:{job.name}", timeout=CLAIM_LOCK_TIMEOUT_SECONDS):
         queries.create_inflight(warehouse)
         keys = sorted({key for key, _ in requests})
-        held = taken_requests(warehouse, job.name, keys=keys, run_id=run_id, submission_key=submission_key)
+        held: set[Request] = set()
         if not forced:
+            held = taken_requests(
+                warehouse, job.name, keys=keys, run_id=run_id, submission_key=submission_key
+            )
             held |= queries.settled_requests(warehouse, job, keys)
         taken = set(requests) & held
         mine = [request for request in requests if request not in taken]

@@ -13,7 +13,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
-from llm_batch.warehouse import LockTimeout, queries
+from llm_batch.warehouse import queries
 from llm_batch.warehouse.tables import LEDGER_TABLE
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ class BatchLedger:
                 held.enter_context(
                     self.warehouse.exclusive(f"llm_batch_submission:{submission_key}", timeout=timeout)
                 )
-            except LockTimeout:
+            except TimeoutError:  # the warehouse's LockTimeout, named so without loading a driver here
                 raise SubmissionBusy(
                     f"submission {submission_key} is being made by another run and was not done within "
                     f"{timeout:g} s; retry the task (it re-attaches to that batch), or give it a longer "
