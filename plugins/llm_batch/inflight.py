@@ -126,7 +126,17 @@ def claim_shard(
     requests = list(
         zip(index.column("key").to_pylist(), index.column("request_fingerprint").to_pylist(), strict=True)
     )
-    taken = claim_requests(warehouse, job, submission_key, run_id, requests, forced=bool(spec.identity_salt))
+    # A newer version of the key landed since this run was built: the older one would not be loaded.
+    stored = queries.stored_row_dates(warehouse, job, sorted({key for key, _ in requests}))
+    superseded = {
+        request
+        for request, day in zip(requests, index.column("row_date").to_pylist(), strict=True)
+        if request[0] in stored and day < stored[request[0]]
+    }
+    wanted = [request for request in requests if request not in superseded]
+    taken = superseded | claim_requests(
+        warehouse, job, submission_key, run_id, wanted, forced=bool(spec.identity_salt)
+    )
     if not taken:
         return spec
     left = [
@@ -135,7 +145,7 @@ def claim_shard(
         if request in taken
     ]
     log.info(
-        "%d of %d requests of shard %s round %s are answered or in flight in another run; not sending them",
+        "%d of %d requests of shard %s round %s are answered, superseded or in flight elsewhere; not sent",
         len(left),
         len(requests),
         spec.shard,

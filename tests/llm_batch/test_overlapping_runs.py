@@ -153,3 +153,16 @@ def test_an_edited_key_is_paid_once_per_version_and_the_latest_version_stays(run
     assert len(paid) == len(set(paid)) == 4  # dup-1 twice (two texts), one-1, two-1
     assert sorted(landed(runs)) == [("dup-1", DAY_2), ("one-1", DAY_1), ("two-1", DAY_2)]
     assert both_days.summary["requests"] == 0
+
+
+def test_an_older_version_is_not_paid_for_once_a_newer_one_landed_after_the_build(runs):
+    with runs.open_warehouse() as warehouse:
+        warehouse.execute("DELETE FROM reviews")
+        store_source(warehouse, edited_source())
+    older = runs(RunWindow(DAY_1, DAY_1 + dt.timedelta(days=1)), "scheduled__2026-08-02").build()
+    runs(RunWindow(DAY_2, DAY_2 + dt.timedelta(days=1)), "scheduled__2026-08-03").run()
+
+    finish(older.submit())
+    paid = paid_requests(runs.server.client())
+    assert sorted(key for key, _ in paid) == ["dup-1", "one-1", "two-1"]  # dup-1 in its newer text only
+    assert sorted(landed(runs)) == [("dup-1", DAY_2), ("one-1", DAY_1), ("two-1", DAY_2)]
