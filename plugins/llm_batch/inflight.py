@@ -52,6 +52,27 @@ def taken_requests(
     submission_key: str | None = None,
 ) -> set[Request]:
     """Requests held by a live claim of another run (or, without a run id, another submission)."""
+    return {
+        (claim["key"], claim["request_fingerprint"])
+        for claim in _claims_of_others(warehouse, job, keys, run_id, submission_key)
+    }
+
+
+def newest_in_flight(
+    warehouse: Warehouse, job: str, keys: list[str], run_id: str | None, submission_key: str
+) -> dict[str, dt.date]:
+    """Key -> the newest row date another run has in flight for it."""
+    newest: dict[str, dt.date] = {}
+    for claim in _claims_of_others(warehouse, job, keys, run_id, submission_key):
+        day = claim["row_date"]
+        if day is not None and (claim["key"] not in newest or day > newest[claim["key"]]):
+            newest[claim["key"]] = day
+    return newest
+
+
+def _claims_of_others(
+    warehouse: Warehouse, job: str, keys: list[str] | None, run_id: str | None, submission_key: str | None
+) -> list[dict]:
     now = utcnow()
     live = queries.live_inflight(
         warehouse,
@@ -61,11 +82,11 @@ def taken_requests(
         landing_since=now - LANDING_HOLD,
         keys=keys,
     ).to_pylist()
-    return {
-        (claim["key"], claim["request_fingerprint"])
+    return [
+        claim
         for claim in live
         if claim["submission_key"] != submission_key and (run_id is None or claim["run_id"] != run_id)
-    }
+    ]
 
 
 def claim_requests(
@@ -75,6 +96,7 @@ def claim_requests(
     run_id: str | None,
     requests: list[Request],
     *,
+    row_dates: list[dt.date | None] | None = None,
     forced: bool = False,
 ) -> set[Request]:
     """Claim ``requests`` for a submission; return those left out: held by another run, or answered.
@@ -93,14 +115,16 @@ def claim_requests(
             )
             held |= queries.settled_requests(warehouse, job, keys)
         taken = set(requests) & held
-        mine = [request for request in requests if request not in taken]
+        dates = row_dates or [None] * len(requests)
+        mine = [(request, day) for request, day in zip(requests, dates, strict=True) if request not in taken]
         queries.record_inflight(
             warehouse,
             pa.table(
                 {
                     "job": [job.name] * len(mine),
-                    "key": [key for key, _ in mine],
-                    "request_fingerprint": [fingerprint for _, fingerprint in mine],
+                    "key": [key for (key, _), _ in mine],
+                    "request_fingerprint": [fingerprint for (_, fingerprint), _ in mine],
+                    "row_date": pa.array([day for _, day in mine], pa.date32()),
                     "submission_key": [submission_key] * len(mine),
                     "run_id": [run_id] * len(mine),
                     "claimed_at": [utcnow()] * len(mine),
@@ -126,16 +150,29 @@ def claim_shard(
     requests = list(
         zip(index.column("key").to_pylist(), index.column("request_fingerprint").to_pylist(), strict=True)
     )
-    # A newer version of the key landed since this run was built: the older one would not be loaded.
-    stored = queries.stored_row_dates(warehouse, job, sorted({key for key, _ in requests}))
+    # A newer version of the key landed, or went in flight, since this run was built: the older
+    # one would not be loaded.
+    keys = sorted({key for key, _ in requests})
+    newer = newest_in_flight(warehouse, job.name, keys, run_id, submission_key)
+    for key, day in queries.stored_row_dates(warehouse, job, keys).items():
+        newer[key] = max(day, newer.get(key, day))
+    row_dates = index.column("row_date").to_pylist()
     superseded = {
         request
-        for request, day in zip(requests, index.column("row_date").to_pylist(), strict=True)
-        if request[0] in stored and day < stored[request[0]]
+        for request, day in zip(requests, row_dates, strict=True)
+        if request[0] in newer and day < newer[request[0]]
     }
-    wanted = [request for request in requests if request not in superseded]
+    wanted = [
+        (request, day) for request, day in zip(requests, row_dates, strict=True) if request not in superseded
+    ]
     taken = superseded | claim_requests(
-        warehouse, job, submission_key, run_id, wanted, forced=bool(spec.identity_salt)
+        warehouse,
+        job,
+        submission_key,
+        run_id,
+        [request for request, _ in wanted],
+        row_dates=[day for _, day in wanted],
+        forced=bool(spec.identity_salt),
     )
     if not taken:
         return spec

@@ -155,14 +155,19 @@ def test_an_edited_key_is_paid_once_per_version_and_the_latest_version_stays(run
     assert both_days.summary["requests"] == 0
 
 
-def test_an_older_version_is_not_paid_for_once_a_newer_one_landed_after_the_build(runs):
+@pytest.mark.parametrize("newer", ["landed", "in flight"])
+def test_an_older_version_is_not_paid_for_once_a_newer_one_was_sent_after_the_build(runs, newer):
     with runs.open_warehouse() as warehouse:
         warehouse.execute("DELETE FROM reviews")
         store_source(warehouse, edited_source())
     older = runs(RunWindow(DAY_1, DAY_1 + dt.timedelta(days=1)), "scheduled__2026-08-02").build()
-    runs(RunWindow(DAY_2, DAY_2 + dt.timedelta(days=1)), "scheduled__2026-08-03").run()
+    newer_run = runs(RunWindow(DAY_2, DAY_2 + dt.timedelta(days=1)), "scheduled__2026-08-03").build().submit()
+    if newer == "landed":
+        finish(newer_run)
 
     finish(older.submit())
+    if newer == "in flight":
+        finish(newer_run)
     paid = paid_requests(runs.server.client())
     assert sorted(key for key, _ in paid) == ["dup-1", "one-1", "two-1"]  # dup-1 in its newer text only
     assert sorted(landed(runs)) == [("dup-1", DAY_2), ("one-1", DAY_1), ("two-1", DAY_2)]

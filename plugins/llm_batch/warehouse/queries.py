@@ -188,7 +188,7 @@ def live_inflight(
     landing_since: dt.datetime,
     keys: list[str] | None = None,
 ) -> pa.Table:
-    """Claims (key, request_fingerprint, submission_key, run_id) whose submission still holds them.
+    """Claims (key, request_fingerprint, row_date, submission_key, run_id) whose submission holds them.
 
     A submission holds its rows while it is being made (intent newer than ``submitting_since``),
     while its batch runs uncollected (submitted after ``running_since``), and once collected with
@@ -196,7 +196,7 @@ def live_inflight(
     ended without answers, holds nothing; neither does a claim whose ledger row is gone.
     """
     if not warehouse.table_exists(INFLIGHT_TABLE):
-        return pa.table({name: pa.array([], pa.string()) for name in _CLAIM_COLUMNS})
+        return INFLIGHT_SCHEMA.empty_table().select(list(_CLAIM_COLUMNS))
     claim_key = "c." + quote_ident("key")
     return warehouse.read_arrow(
         f"SELECT {', '.join('c.' + quote_ident(name) for name in _CLAIM_COLUMNS)} "
@@ -217,7 +217,7 @@ def live_inflight(
     )
 
 
-_CLAIM_COLUMNS = ("key", "request_fingerprint", "submission_key", "run_id")
+_CLAIM_COLUMNS = ("key", "request_fingerprint", "row_date", "submission_key", "run_id")
 
 
 def record_inflight(warehouse: Warehouse, claims: pa.Table) -> None:

@@ -145,6 +145,7 @@ INFLIGHT_SCHEMA = pa.schema(
         pa.field("job", pa.string(), nullable=False),
         pa.field("key", pa.string(), nullable=False),
         pa.field("request_fingerprint", pa.string(), nullable=False),
+        pa.field("row_date", pa.date32()),  # of the row's version: an older one is not sent beside it
         pa.field("submission_key", pa.string(), nullable=False),
         pa.field("run_id", pa.string()),
         pa.field("claimed_at", pa.timestamp("us"), nullable=False),
