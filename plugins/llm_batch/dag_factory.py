@@ -162,7 +162,12 @@ def _submit_task(job: BatchJob, pool: dict[str, Any]):
             raise AirflowSkipException("dry run: nothing is submitted")
         with _permanent_errors_fail_at_once():
             shard = ShardSpec.from_xcom(spec)
-            return steps.submit(options.job_for(job), shard, run_id=context["run_id"]).to_xcom()
+            submission = steps.submit(options.job_for(job), shard, run_id=context["run_id"])
+        if submission.batch_id is None:
+            raise AirflowSkipException(
+                "every request of this shard is answered, or in flight in another run that lands it"
+            )
+        return submission.to_xcom()
 
     return submit
 

@@ -122,11 +122,14 @@ class BuiltRun:
 
 @dataclass(frozen=True)
 class Submission(Handoff):
-    """The batch a shard's submission is tied to; ``reattached`` when an earlier try had made it."""
+    """The batch a shard's submission is tied to; ``reattached`` when an earlier try had made it.
+
+    ``spec`` is the shard as sent, which may hold fewer requests than the shard built.
+    """
 
     nested: ClassVar[Mapping[str, type[Handoff]]] = {"spec": ShardSpec}
 
-    batch_id: str
+    batch_id: str | None  # None: every request was answered or in flight elsewhere; nothing was sent
     submission_key: str
     reattached: bool
     spec: ShardSpec

@@ -8,7 +8,8 @@ ids, counts, tokens and cost; never a credential.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,10 @@ if TYPE_CHECKING:
 
 
 TABLE = LEDGER_TABLE
+
+
+class SubmissionBusy(TimeoutError):
+    """Another submitter held the same submission longer than this one would wait."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,28 @@ class BatchLedger:
         self.warehouse = warehouse
         queries.create_ledger(warehouse)
 
+    @contextmanager
+    def claim(self, submission_key: str, *, timeout: float) -> Iterator[None]:
+        """Be the only submitter of ``submission_key`` for the ``with`` block.
+
+        Two runs that build the same shard at once would otherwise both read "no batch yet" and
+        both pay. The other waits here, at most ``timeout`` seconds, and then finds the batch
+        in the ledger. The claim is a lock of the warehouse: it dies with a crashed holder, whose
+        intent row then leads the next submitter to the batch it may have created.
+        """
+        with ExitStack() as held:
+            try:
+                held.enter_context(
+                    self.warehouse.exclusive(f"llm_batch_submission:{submission_key}", timeout=timeout)
+                )
+            except TimeoutError:  # the warehouse's LockTimeout, named so without loading a driver here
+                raise SubmissionBusy(
+                    f"submission {submission_key} is being made by another run and was not done within "
+                    f"{timeout:g} s; retry the task (it re-attaches to that batch), or give it a longer "
+                    "claim_timeout"
+                ) from None
+            yield
+
     def get(self, submission_key: str) -> LedgerEntry | None:
         rows = queries.ledger_rows(self.warehouse, submission_key=submission_key)
         return LedgerEntry(**rows[0]) if rows else None
@@ -77,7 +104,11 @@ class BatchLedger:
     def record_outcome(
         self, submission_key: str, batch_summary: Mapping[str, Any], outcome: ShardOutcome
     ) -> None:
-        """The batch ended and was collected: its status, counts, tokens and cost."""
+        """The batch ended and was collected: its status, counts, tokens and cost.
+
+        A row closed with answers keeps its requests in flight until their run loads them
+        (``llm_batch.inflight``).
+        """
         counts = batch_summary["request_counts"]
         self.update(
             submission_key,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import pyarrow as pa
 
+from llm_batch import inflight
 from llm_batch.batch_rules import LinesBreakBatchRules, check_lines
 from llm_batch.clock import utcnow
 from llm_batch.digests import content_digest
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from llm_batch.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
+
+LOAD_LOCK_TIMEOUT_SECONDS = 600.0  # overlapping runs land one at a time per target table
 
 
 class FailureThresholdExceeded(PermanentError, RuntimeError):
@@ -120,9 +123,48 @@ def extract_rows(
     return rows
 
 
-def settled_requests(job: BatchJob, window: RunWindow, warehouse: Warehouse) -> set[tuple[str, str]]:
-    """(key, request fingerprint) of rows answered, or failed for good, with the same request."""
-    return queries.settled_requests(warehouse, job, window.start, window.end)
+def settled_requests(
+    job: BatchJob,
+    window: RunWindow,
+    warehouse: Warehouse,
+    *,
+    rows: pa.Table | None = None,
+    run_id: str | None = None,
+) -> set[tuple[str, str]]:
+    """(key, request fingerprint) not to send: answered, or failed for good, or in flight elsewhere.
+
+    Answers count on whatever date they were stored, not only in ``window``: a request is paid
+    once, whichever window asks. In flight: sent by another run than ``run_id`` and not landed
+    yet (``llm_batch.inflight``); that run lands it. ``rows`` (the extracted rows) limits the
+    lookup to their keys; without it every stored answer is read.
+    """
+    keys = None if rows is None else _keys(job, rows)
+    settled = queries.settled_requests(warehouse, job, keys)
+    return settled | inflight.taken_requests(warehouse, job.name, keys=keys, run_id=run_id)
+
+
+def drop_superseded(job: BatchJob, rows: pa.Table, warehouse: Warehouse) -> pa.Table:
+    """The rows whose key has no newer version (by row date) stored already.
+
+    The latest version of a key wins: a run for an older window neither pays for an older
+    version of a key answered on a later date nor lands it over the newer answer.
+    """
+    stored = queries.stored_row_dates(warehouse, job, _keys(job, rows))
+    if not stored:
+        return rows
+    keys, days = rows.column(job.key_column).to_pylist(), rows.column(job.date_column).to_pylist()
+    newer = [
+        key is not None and str(key) in stored and day < stored[str(key)]
+        for key, day in zip(keys, days, strict=True)
+    ]
+    if not any(newer):
+        return rows
+    log.info("Skipping %d rows of %s: their key has a newer version stored", sum(newer), job.name)
+    return rows.filter(pa.array([not n for n in newer], pa.bool_()))
+
+
+def _keys(job: BatchJob, rows: pa.Table) -> list[str]:
+    return sorted({str(key) for key in rows.column(job.key_column).to_pylist() if key is not None})
 
 
 # Build ------------------------------------------------------------------------------------------
@@ -282,12 +324,17 @@ def load_run(
     failure_rows = failure_rows.append_column(
         "recorded_at", pa.array([utcnow()] * failures.num_rows, pa.timestamp("us"))
     )
-    warehouse.ensure_table(job.target_table, target.schema, primary_key=(job.key_column,))
-    warehouse.ensure_table(job.failures_table, FAILURE_TABLE_SCHEMA, primary_key=FAILURE_TABLE_KEY)
-    with warehouse.transaction():
-        landed = warehouse.replace_rows(job.target_table, target, match_columns=[job.key_column])
-        recorded = warehouse.replace_rows(job.failures_table, failure_rows, match_columns=FAILURE_TABLE_KEY)
-        cleared = queries.clear_answered_failures(warehouse, job, window.start, window.end)
+    with warehouse.exclusive(f"llm_batch_load:{job.target_table}", timeout=LOAD_LOCK_TIMEOUT_SECONDS):
+        warehouse.ensure_table(job.target_table, target.schema, primary_key=(job.key_column,))
+        warehouse.ensure_table(job.failures_table, FAILURE_TABLE_SCHEMA, primary_key=FAILURE_TABLE_KEY)
+        target = drop_superseded(job, target, warehouse)  # a newer version landed meanwhile
+        with warehouse.transaction():
+            landed = warehouse.replace_rows(job.target_table, target, match_columns=[job.key_column])
+            recorded = warehouse.replace_rows(
+                job.failures_table, failure_rows, match_columns=FAILURE_TABLE_KEY
+            )
+            cleared = queries.clear_answered_failures(warehouse, job, window.start, window.end)
+            inflight.release(warehouse, job.name, (c.submission_key for c in collected))
     log.info(
         "Loaded %d rows into %s (%d replaced); %d failures recorded, %d earlier failures now answered",
         landed.inserted,

@@ -10,12 +10,13 @@ functions.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
 from llm_batch import pipeline
-from llm_batch.backends import batch_backend
+from llm_batch.backends import BatchBackend, batch_backend
 from llm_batch.collect import BatchFailedError, collect_shard
 from llm_batch.handoffs import (
     BuildSummary,
@@ -30,7 +31,9 @@ from llm_batch.job import BatchJob
 from llm_batch.ledger import BatchLedger
 from llm_batch.pipeline import RunWindow
 from llm_batch.submission import submit_shard
-from llm_batch.warehouse import warehouse_for_conn_id
+from llm_batch.warehouse import Warehouse, warehouse_for_conn_id
+
+OpenWarehouse = Callable[[], AbstractContextManager[Warehouse]]
 
 
 @dataclass(frozen=True)
@@ -56,14 +59,45 @@ class RunOptions:
         return job.with_overrides(model=self.model)
 
 
-def build(job: BatchJob, window: RunWindow, options: RunOptions, *, run_id: str) -> BuiltRun:
+@dataclass(frozen=True)
+class Connections:
+    """Where the steps reach the source, the warehouse and the batch API.
+
+    By default (``Connections.of(job)``) through the job's Airflow connections; tests and scripts
+    that run steps without Airflow give their own. Each step opens what it needs anew, as each
+    task on its own worker does.
+    """
+
+    source: OpenWarehouse
+    warehouse: OpenWarehouse
+    backend: Callable[[], BatchBackend]
+
+    @classmethod
+    def of(cls, job: BatchJob) -> Connections:
+        return cls(
+            source=lambda: warehouse_for_conn_id(job.source_conn_id, read_only=True),
+            warehouse=lambda: warehouse_for_conn_id(job.warehouse_conn_id),
+            backend=lambda: batch_backend(job.openai_conn_id),
+        )
+
+
+def build(
+    job: BatchJob,
+    window: RunWindow,
+    options: RunOptions,
+    *,
+    run_id: str,
+    connections: Connections | None = None,
+) -> BuiltRun:
     """Extract the window's rows, drop those already settled, build and shard the requests."""
-    with warehouse_for_conn_id(job.source_conn_id, read_only=True) as source:
+    connections = connections or Connections.of(job)
+    with connections.source() as source:
         rows = pipeline.extract_rows(job, window, source, row_limit=options.row_limit)
     settled: set[tuple[str, str]] = set()
-    if not options.force:
-        with warehouse_for_conn_id(job.warehouse_conn_id) as warehouse:
-            settled = pipeline.settled_requests(job, window, warehouse)
+    with connections.warehouse() as warehouse:
+        rows = pipeline.drop_superseded(job, rows, warehouse)  # the latest version of a key wins
+        if not options.force:  # answered, or in flight in another run
+            settled = pipeline.settled_requests(job, window, warehouse, rows=rows, run_id=run_id)
     return pipeline.build_run(
         job,
         window,
@@ -74,27 +108,38 @@ def build(job: BatchJob, window: RunWindow, options: RunOptions, *, run_id: str)
     )
 
 
-def submit(job: BatchJob, spec: ShardSpec, *, run_id: str) -> Submission:
-    """Create this shard's batch, or re-attach to the one an earlier try already created."""
-    with warehouse_for_conn_id(job.warehouse_conn_id) as warehouse:
-        return submit_shard(
-            batch_backend(job.openai_conn_id), BatchLedger(warehouse), job, spec, run_id=run_id
-        )
+def submit(
+    job: BatchJob, spec: ShardSpec, *, run_id: str, connections: Connections | None = None
+) -> Submission:
+    """Create this shard's batch, or re-attach to the one an earlier try already created.
+
+    The submission's ``batch_id`` is ``None`` when every request was answered or taken by
+    another run since the build: nothing is sent, and the shard's wait and collect are skipped.
+    """
+    connections = connections or Connections.of(job)
+    with connections.warehouse() as warehouse:
+        return submit_shard(connections.backend(), BatchLedger(warehouse), job, spec, run_id=run_id)
 
 
-def collect(job: BatchJob, submission: Submission, batch_summary: Mapping[str, Any]) -> ShardOutcome:
+def collect(
+    job: BatchJob,
+    submission: Submission,
+    batch_summary: Mapping[str, Any],
+    *,
+    connections: Connections | None = None,
+) -> ShardOutcome:
     """Parse the finished batch into results, failures and the next round's shard; ledger it.
 
     ``batch_summary`` is the wait step's XCom (``BatchState.to_summary()``). A batch that failed
     as a whole is recorded as failed and raises ``BatchFailedError``: the same bytes would fail
     again.
     """
-    key = submission.submission_key
-    with warehouse_for_conn_id(job.warehouse_conn_id) as warehouse:
+    key, connections = submission.submission_key, connections or Connections.of(job)
+    with connections.warehouse() as warehouse:
         ledger = BatchLedger(warehouse)
         try:
             outcome = collect_shard(
-                batch_backend(job.openai_conn_id),
+                connections.backend(),
                 job,
                 submission.spec,
                 dict(batch_summary),
@@ -119,9 +164,10 @@ def load(
     outcomes: list[ShardOutcome],
     *,
     logical_date: dt.date | None,
+    connections: Connections | None = None,
 ) -> LoadCounts:
     """Land results and failures in one transaction; a run without a logical date is dated by its window."""
-    with warehouse_for_conn_id(job.warehouse_conn_id) as warehouse:
+    with (connections or Connections.of(job)).warehouse() as warehouse:
         return pipeline.load_run(
             job,
             window,
@@ -132,9 +178,16 @@ def load(
         )
 
 
-def report(job: BatchJob, summary: BuildSummary, outcomes: list[ShardOutcome], *, run_id: str) -> RunReport:
+def report(
+    job: BatchJob,
+    summary: BuildSummary,
+    outcomes: list[ShardOutcome],
+    *,
+    run_id: str,
+    connections: Connections | None = None,
+) -> RunReport:
     """Counts, failures by reason, tokens and cost; recorded unless a dry run; raises over the threshold."""
-    with warehouse_for_conn_id(job.warehouse_conn_id) as warehouse:
+    with (connections or Connections.of(job)).warehouse() as warehouse:
         return pipeline.report_run(
             job, summary, outcomes, run_id=run_id, warehouse=None if summary.dry_run else warehouse
         )

@@ -6,15 +6,18 @@ exact bytes sent. The same identity always maps to the same batch; different byt
 account, are a different batch. Ledger rows written before the account was part of the identity
 are still found, so an upgrade never pays twice.
 
-Order of effects, each recorded before the next: ledger intent, input upload, batch create,
-ledger batch id. The backend's create carries the identity with the batch, so a create that
-timed out but succeeded is found again, not duplicated.
+Order of effects, each recorded before the next: claim of the submission (one submitter of a key
+at a time; the others wait and re-attach), ledger intent, claim of its requests (rows in flight
+in another run are left to it), input upload, batch create, ledger batch id. The backend's create
+carries the identity with the batch, so a create that timed out but succeeded is found again,
+not duplicated.
 """
 
 from __future__ import annotations
 
 import logging
 
+from llm_batch import inflight
 from llm_batch.backends import BatchBackend, BatchInput, BatchNotFound, BatchState, RetryPolicy, SubmissionTag
 from llm_batch.clock import utcnow
 from llm_batch.handoffs import ShardSpec, Submission
@@ -26,13 +29,32 @@ from llm_batch.storage import ObjectStoragePath
 log = logging.getLogger(__name__)
 
 LOOKUP_RETRY = RetryPolicy(tries=3, base=1.0, cap=30.0)
+# How long a submitter waits for another one making the same submission (an upload can be large).
+CLAIM_TIMEOUT_SECONDS = 900.0
 
 
 def submit_shard(
-    backend: BatchBackend, ledger: BatchLedger, job: BatchJob, spec: ShardSpec, *, run_id: str | None = None
+    backend: BatchBackend,
+    ledger: BatchLedger,
+    job: BatchJob,
+    spec: ShardSpec,
+    *,
+    run_id: str | None = None,
+    claim_timeout: float = CLAIM_TIMEOUT_SECONDS,
 ) -> Submission:
-    """The shard's batch: created now, or the one an earlier try (or an earlier version) created."""
+    """The shard's batch: created now, or the one an earlier try (or an earlier version) created.
+
+    The answer's ``spec`` is the shard as sent: without the requests other runs had in flight
+    or answered meanwhile. Its ``batch_id`` is ``None`` when that left nothing to send.
+    """
     key = spec.submission_key_for(backend.account)
+    with ledger.claim(key, timeout=claim_timeout):
+        return _submit_claimed(backend, ledger, job, spec, key, run_id)
+
+
+def _submit_claimed(
+    backend: BatchBackend, ledger: BatchLedger, job: BatchJob, spec: ShardSpec, key: str, run_id: str | None
+) -> Submission:
     entry = ledger.get(key)
     if entry is None:
         legacy = _legacy_batch(backend, ledger, spec)
@@ -50,12 +72,20 @@ def submit_shard(
                 state.id,
                 state.status,
             )
-            return _result(state.id, key, spec, reattached=True)
+            return _result(
+                state.id, key, inflight.narrowed(spec, entry.content_digest, entry.requests), reattached=True
+            )
         log.warning(
             "Batch %s failed for a reason worth retrying (%s); submitting again", state.id, _codes(state)
         )
         ledger.update(
-            key, generation=entry.generation + 1, batch_id=None, status="resubmitting", error=_codes(state)
+            key,
+            generation=entry.generation + 1,
+            batch_id=None,
+            status="resubmitting",
+            error=_codes(state),
+            intent_at=utcnow(),
+            finished_at=None,
         )
         entry = ledger.get(key)
 
@@ -63,8 +93,23 @@ def submit_shard(
     if orphan is not None:
         log.warning("Found batch %s created before a crash; re-attaching instead of paying twice", orphan.id)
         ledger.update(key, batch_id=orphan.id, status=orphan.status.value, submitted_at=utcnow())
-        return _result(orphan.id, key, spec, reattached=True)
+        return _result(
+            orphan.id, key, inflight.narrowed(spec, entry.content_digest, entry.requests), reattached=True
+        )
 
+    if entry.input_file_id:  # uploaded before a crash: its requests were claimed then
+        spec = inflight.narrowed(spec, entry.content_digest, entry.requests)
+    else:
+        spec = inflight.claim_shard(ledger.warehouse, job, spec, key, run_id)
+        ledger.update(key, content_digest=spec.digest, requests=spec.requests)
+        if not spec.requests:
+            log.info(
+                "Shard %s round %s: every request is answered or in flight in another run; nothing to send",
+                spec.shard,
+                spec.attempt,
+            )
+            ledger.update(key, status="left_to_other_runs", finished_at=utcnow())
+            return _result(None, key, spec, reattached=False)
     batch_input = _batch_input(job, spec, key)
     uploaded = entry.input_file_id or backend.upload(batch_input)
     ledger.update(key, input_file_id=uploaded, status="uploaded")
@@ -175,5 +220,5 @@ def _intent(job: BatchJob, spec: ShardSpec, key: str, run_id: str | None, genera
     )
 
 
-def _result(batch_id: str, key: str, spec: ShardSpec, *, reattached: bool) -> Submission:
+def _result(batch_id: str | None, key: str, spec: ShardSpec, *, reattached: bool) -> Submission:
     return Submission(batch_id=batch_id, submission_key=key, reattached=reattached, spec=spec)

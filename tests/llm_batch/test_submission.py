@@ -168,11 +168,12 @@ def test_a_run_moved_to_another_account_submits_there_instead_of_re_attaching(se
     here = backend_on(server)
     there = OpenAIBatchBackend("openai_other", client=other_server.client())
     same_server_other_conn = OpenAIBatchBackend("openai_other", client=server.client())
+    run = "scheduled__2026-11-22"  # one run, its requests its own whichever account sends them
     with duckdb_warehouse(warehouse_path) as warehouse:
-        first = submit_shard(here, BatchLedger(warehouse), job, spec)
-        moved = submit_shard(there, BatchLedger(warehouse), job, spec)
-        renamed = submit_shard(same_server_other_conn, BatchLedger(warehouse), job, spec)
-        again = submit_shard(here, BatchLedger(warehouse), job, spec)
+        first = submit_shard(here, BatchLedger(warehouse), job, spec, run_id=run)
+        moved = submit_shard(there, BatchLedger(warehouse), job, spec, run_id=run)
+        renamed = submit_shard(same_server_other_conn, BatchLedger(warehouse), job, spec, run_id=run)
+        again = submit_shard(here, BatchLedger(warehouse), job, spec, run_id=run)
 
     assert len({here.account, there.account, same_server_other_conn.account}) == 3
     assert moved.reattached is False and [b.id for b in batches_on(other_server)] == [moved.batch_id]

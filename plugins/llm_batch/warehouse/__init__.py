@@ -16,7 +16,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from llm_batch.warehouse.base import ReplaceResult, Warehouse
+    from llm_batch.warehouse.base import LockTimeout, ReplaceResult, Warehouse
     from llm_batch.warehouse.connections import warehouse_for_conn_id
     from llm_batch.warehouse.duckdb_db import DuckDBWarehouse, duckdb_warehouse
     from llm_batch.warehouse.identifiers import quote_ident, quote_table
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 _MODULE_OF = {
     "DuckDBWarehouse": "duckdb_db",
+    "LockTimeout": "base",
     "PostgresWarehouse": "postgres_db",
     "ReplaceResult": "base",
     "Warehouse": "base",
@@ -36,6 +37,7 @@ _MODULE_OF = {
 
 __all__ = [
     "DuckDBWarehouse",
+    "LockTimeout",
     "PostgresWarehouse",
     "ReplaceResult",
     "Warehouse",

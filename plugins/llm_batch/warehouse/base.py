@@ -7,6 +7,7 @@ place, PostgreSQL receives it through ``COPY``). SQL handed to :meth:`Warehouse.
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -18,6 +19,10 @@ import pyarrow as pa
 from llm_batch.warehouse.arrow_types import column_type
 from llm_batch.warehouse.identifiers import column_list, quote_ident, quote_table, table_parts
 from llm_batch.warehouse.keys import check_keys
+
+
+class LockTimeout(TimeoutError):
+    """Another holder kept a named lock longer than the caller was willing to wait."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,34 @@ class Warehouse(ABC):
     @abstractmethod
     def _transaction(self) -> AbstractContextManager[Any]:
         """Begin, commit or roll back around the block; inside an open transaction only join it."""
+
+    @contextmanager
+    def exclusive(self, name: str, *, timeout: float) -> Iterator[None]:
+        """Hold the lock ``name`` for the ``with`` block, shared by every writer of this warehouse.
+
+        Waits at most ``timeout`` seconds, then raises :class:`LockTimeout`. A holder that dies
+        (its process, or its PostgreSQL session) releases the lock with it, so it never outlives
+        its work. Not re-entrant: do not take the same name twice from one warehouse.
+        """
+        deadline = time.monotonic() + timeout
+        pause = 0.01
+        while not self._try_lock(name):
+            if time.monotonic() >= deadline:
+                raise LockTimeout(f"{name!r} is still held by another writer after {timeout:g} s")
+            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            pause = min(pause * 2, 0.5)
+        try:
+            yield
+        finally:
+            self._unlock(name)
+
+    @abstractmethod
+    def _try_lock(self, name: str) -> bool:
+        """Take the lock ``name`` if it is free; return whether it was taken."""
+
+    @abstractmethod
+    def _unlock(self, name: str) -> None:
+        """Release the lock ``name`` taken by :meth:`_try_lock`."""
 
     @abstractmethod
     def close(self) -> None:

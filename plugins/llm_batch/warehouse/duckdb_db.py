@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -15,6 +17,11 @@ from llm_batch.warehouse.base import ReplaceResult, Warehouse
 from llm_batch.warehouse.identifiers import join_on, table_parts
 from llm_batch.warehouse.keys import refuse_repeated_keys
 from llm_batch.warehouse.parameters import bind_named_params
+
+# DuckDB admits one writing process per file, so named locks only need to hold across the threads
+# of this process: one lock per (database file, name).
+_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
 
 
 class DuckDBWarehouse(Warehouse):
@@ -81,6 +88,18 @@ class DuckDBWarehouse(Warehouse):
             con.commit()
         finally:
             self._in_transaction = False
+
+    def _try_lock(self, name: str) -> bool:
+        return self._named_lock(name).acquire(blocking=False)
+
+    def _unlock(self, name: str) -> None:
+        self._named_lock(name).release()
+
+    def _named_lock(self, name: str) -> threading.Lock:
+        # A private in-memory database is this object's alone; a file is shared by every connection to it.
+        database = f"memory:{id(self)}" if self.path == ":memory:" else os.path.realpath(self.path)
+        with _LOCKS_GUARD:
+            return _LOCKS.setdefault((database, name), threading.Lock())
 
     def _replace(
         self, table: str, rows: pa.Table, keys: list[str], delete_where: str | None, params: dict[str, Any]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -96,6 +97,15 @@ class PostgresWarehouse(Warehouse):
         )
         return found.column("n")[0].as_py() > 0
 
+    def _try_lock(self, name: str) -> bool:
+        # A session-level advisory lock: it survives commits and goes with the connection.
+        taken = self.read_arrow("SELECT pg_try_advisory_lock(:id) AS taken", {"id": _lock_id(name)})
+        return bool(taken.column("taken")[0].as_py())
+
+    def _unlock(self, name: str) -> None:
+        if self._conn is not None and not self._conn.closed:
+            self.read_arrow("SELECT pg_advisory_unlock(:id) AS released", {"id": _lock_id(name)})
+
     def _replace(
         self, table: str, rows: pa.Table, keys: list[str], delete_where: str | None, params: dict[str, Any]
     ) -> ReplaceResult:
@@ -129,6 +139,11 @@ class PostgresWarehouse(Warehouse):
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+def _lock_id(name: str) -> int:
+    """The advisory lock key of a name: 64 bits of its digest, signed as PostgreSQL's bigint."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
 def postgres_warehouse(dsn: str) -> PostgresWarehouse:

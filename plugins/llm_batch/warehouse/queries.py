@@ -14,6 +14,9 @@ import pyarrow as pa
 
 from llm_batch.warehouse.identifiers import column_list, quote_ident, quote_table
 from llm_batch.warehouse.tables import (
+    INFLIGHT_KEY,
+    INFLIGHT_SCHEMA,
+    INFLIGHT_TABLE,
     LEDGER_KEY,
     LEDGER_SCHEMA,
     LEDGER_TABLE,
@@ -48,28 +51,49 @@ def read_source(
 
 
 def settled_requests(
-    warehouse: Warehouse, job: BatchJob, start: dt.date, end: dt.date
+    warehouse: Warehouse, job: BatchJob, keys: list[str] | None = None
 ) -> set[tuple[str, str]]:
-    """(key, request fingerprint) of rows answered, or failed for good, with the same request."""
-    key, day = quote_ident(job.key_column), quote_ident(job.date_column)
+    """(key, request fingerprint) answered, or failed for good, with the same request, on any date.
+
+    Not limited to a window: a request answered once is settled whichever run asks again.
+    ``keys`` limits the lookup to those keys (the rows a run extracted); ``None`` reads them all.
+    """
+    key = quote_ident(job.key_column)
     queries = {
         job.target_table: f'SELECT CAST({key} AS VARCHAR) AS "key", "request_fingerprint" '
-        f"FROM {quote_table(job.target_table)} WHERE {day} >= :start AND {day} < :end",
+        f"FROM {quote_table(job.target_table)} WHERE {_among(key, keys)}",
         job.failures_table: f'SELECT "key", "request_fingerprint" FROM {quote_table(job.failures_table)} '
-        'WHERE "job" = :job AND "row_date" >= :start AND "row_date" < :end '
-        "AND \"stage\" IN ('request', 'answer')",
+        f"WHERE \"job\" = :job AND \"stage\" IN ('request', 'answer') AND {_among(quote_ident('key'), keys)}",
     }
-    params = {"start": start, "end": end, "job": job.name}
+    params = {"job": job.name, "keys": keys or []}
     settled: set[tuple[str, str]] = set()
     for table, sql in queries.items():
         if warehouse.table_exists(table):
-            rows = warehouse.read_arrow(sql, params)
-            keys, fingerprints = (
-                rows.column("key").to_pylist(),
-                rows.column("request_fingerprint").to_pylist(),
-            )
-            settled.update(zip(keys, fingerprints, strict=True))
+            settled.update(_pairs(warehouse.read_arrow(sql, params)))
     return settled
+
+
+def stored_row_dates(warehouse: Warehouse, job: BatchJob, keys: list[str]) -> dict[str, dt.date]:
+    """The row date of each of ``keys`` already in the job's target table."""
+    if not keys or not warehouse.table_exists(job.target_table):
+        return {}
+    key, day = quote_ident(job.key_column), quote_ident(job.date_column)
+    rows = warehouse.read_arrow(
+        f'SELECT CAST({key} AS VARCHAR) AS "key", {day} AS "row_date" FROM {quote_table(job.target_table)} '
+        f"WHERE {_among(key, keys)}",
+        {"keys": keys},
+    )
+    return dict(zip(rows.column("key").to_pylist(), rows.column("row_date").to_pylist(), strict=True))
+
+
+def _among(column: str, keys: list[str] | None) -> str:
+    """``column`` is one of the ``:keys`` parameter's values (a list); always true without keys."""
+    return "TRUE" if keys is None else f"{column} IN (SELECT unnest(CAST(:keys AS VARCHAR[])))"
+
+
+def _pairs(rows: pa.Table) -> set[tuple[str, str]]:
+    keys, fingerprints = rows.column("key").to_pylist(), rows.column("request_fingerprint").to_pylist()
+    return set(zip(keys, fingerprints, strict=True))
 
 
 def clear_answered_failures(warehouse: Warehouse, job: BatchJob, start: dt.date, end: dt.date) -> int:
@@ -145,3 +169,69 @@ def update_ledger_row(warehouse: Warehouse, submission_key: str, changes: Mappin
 def _check_ledger_columns(names: Mapping[str, Any]) -> None:
     if unknown := set(names) - set(LEDGER_COLUMNS):
         raise ValueError(f"unknown ledger columns: {sorted(unknown)}")
+
+
+# In-flight requests -----------------------------------------------------------------------------
+
+
+def create_inflight(warehouse: Warehouse) -> None:
+    """Create the in-flight table unless it exists."""
+    warehouse.ensure_table(INFLIGHT_TABLE, INFLIGHT_SCHEMA, primary_key=INFLIGHT_KEY)
+
+
+def live_inflight(
+    warehouse: Warehouse,
+    job: str,
+    *,
+    submitting_since: dt.datetime,
+    running_since: dt.datetime,
+    landing_since: dt.datetime,
+    keys: list[str] | None = None,
+) -> pa.Table:
+    """Claims (key, request_fingerprint, row_date, submission_key, run_id) whose submission holds them.
+
+    A submission holds its rows while it is being made (intent newer than ``submitting_since``),
+    while its batch runs uncollected (submitted after ``running_since``), and once collected with
+    answers until its run loads them (collected after ``landing_since``). A batch that failed, or
+    ended without answers, holds nothing; neither does a claim whose ledger row is gone.
+    """
+    if not warehouse.table_exists(INFLIGHT_TABLE):
+        return INFLIGHT_SCHEMA.empty_table().select(list(_CLAIM_COLUMNS))
+    claim_key = "c." + quote_ident("key")
+    return warehouse.read_arrow(
+        f"SELECT {', '.join('c.' + quote_ident(name) for name in _CLAIM_COLUMNS)} "
+        f"FROM {quote_table(INFLIGHT_TABLE)} AS c JOIN {quote_table(LEDGER_TABLE)} AS l "
+        'ON l."submission_key" = c."submission_key" '
+        f'WHERE c."job" = :job AND {_among(claim_key, keys)} AND l."status" <> \'failed\' AND ('
+        '(l."batch_id" IS NULL AND l."finished_at" IS NULL AND l."intent_at" >= :submitting_since) '
+        'OR (l."batch_id" IS NOT NULL AND l."finished_at" IS NULL '
+        'AND coalesce(l."submitted_at", l."intent_at") >= :running_since) '
+        'OR (l."finished_at" >= :landing_since AND coalesce(l."completed", 0) > 0))',
+        {
+            "job": job,
+            "keys": keys or [],
+            "submitting_since": submitting_since,
+            "running_since": running_since,
+            "landing_since": landing_since,
+        },
+    )
+
+
+_CLAIM_COLUMNS = ("key", "request_fingerprint", "row_date", "submission_key", "run_id")
+
+
+def record_inflight(warehouse: Warehouse, claims: pa.Table) -> None:
+    """Write claims, replacing earlier (stale or own) claims of the same job, key and fingerprint."""
+    with warehouse.transaction():
+        warehouse.replace_rows(INFLIGHT_TABLE, claims.cast(INFLIGHT_SCHEMA), match_columns=INFLIGHT_KEY)
+
+
+def release_inflight(warehouse: Warehouse, job: str, submission_keys: list[str]) -> int:
+    """Drop the claims of these submissions (their rows have landed); return how many."""
+    if not submission_keys or not warehouse.table_exists(INFLIGHT_TABLE):
+        return 0
+    return warehouse.execute(
+        f'DELETE FROM {quote_table(INFLIGHT_TABLE)} WHERE "job" = :job AND '
+        + _among('"submission_key"', submission_keys),
+        {"job": job, "keys": submission_keys},
+    )

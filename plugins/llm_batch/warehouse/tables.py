@@ -124,3 +124,21 @@ LEDGER_SCHEMA = pa.schema(
     ]
 )
 LEDGER_KEY = ("submission_key",)
+
+# In-flight requests ------------------------------------------------------------------------------
+
+# (key, request fingerprint) claimed by a submission whose answers have not landed yet: another
+# run leaves them alone. A claim names its submission (a ledger row), which says if it still holds.
+INFLIGHT_TABLE = "llm_batch_inflight"
+INFLIGHT_SCHEMA = pa.schema(
+    [
+        pa.field("job", pa.string(), nullable=False),
+        pa.field("key", pa.string(), nullable=False),
+        pa.field("request_fingerprint", pa.string(), nullable=False),
+        pa.field("row_date", pa.date32()),  # of the row's version: an older one is not sent beside it
+        pa.field("submission_key", pa.string(), nullable=False),
+        pa.field("run_id", pa.string()),
+        pa.field("claimed_at", pa.timestamp("us"), nullable=False),
+    ]
+)
+INFLIGHT_KEY = ("job", "key", "request_fingerprint")
