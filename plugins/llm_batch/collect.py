@@ -11,13 +11,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from llm_batch import answers
 from llm_batch.backends import BatchBackend, BatchState, LineOutcome, ResultLine
@@ -27,7 +25,8 @@ from llm_batch.handoffs import ShardOutcome, ShardSpec
 from llm_batch.job import BatchJob
 from llm_batch.pricing import cost_of
 from llm_batch.retryable import PermanentError, is_retryable_batch_failure, is_retryable_status
-from llm_batch.storage import ObjectStoragePath, read_table, write_bytes, write_table
+from llm_batch.sharding import custom_id_of, shard_index, shard_lines
+from llm_batch.storage import ObjectStoragePath, write_bytes, write_table
 from llm_batch.warehouse.tables import FAILURE_SCHEMA, results_schema
 
 log = logging.getLogger(__name__)
@@ -149,21 +148,8 @@ def collect_shard(
 
 
 def _index(spec: ShardSpec) -> dict[str, dict[str, Any]]:
-    """The shard's requests by custom_id; a follow-up round holds a subset of its first round's."""
-    table = read_table(ObjectStoragePath(spec.index_path))
-    table = table.filter(pc.equal(table["shard"], spec.shard))
-    rows = {row["custom_id"]: row for row in table.to_pylist()}
-    if spec.attempt > 1:
-        wanted = set(_custom_ids(spec))
-        rows = {custom_id: row for custom_id, row in rows.items() if custom_id in wanted}
-    return rows
-
-
-def _custom_ids(spec: ShardSpec) -> Iterator[str]:
-    with ObjectStoragePath(spec.path).open("rb") as handle:
-        for raw in handle:
-            if raw.strip():
-                yield orjson.loads(raw)["custom_id"]
+    """The shard's requests by custom_id."""
+    return {row["custom_id"]: row for row in shard_index(spec).to_pylist()}
 
 
 def _take_output(job, model: str, line: ResultLine, index, batch_id, spec, collected: Collected) -> None:
@@ -225,11 +211,7 @@ def _failure(row, custom_id, stage, reason, detail, batch_id, spec: ShardSpec) -
 
 def _write_retry_shard(spec: ShardSpec, retry: dict[str, str]) -> ShardSpec:
     """The next round: the same request lines, byte for byte, of the requests to try again."""
-    chunks = []
-    with ObjectStoragePath(spec.path).open("rb") as handle:
-        for raw in handle:
-            if raw.strip() and orjson.loads(raw)["custom_id"] in retry:
-                chunks.append(raw if raw.endswith(b"\n") else raw + b"\n")
+    chunks = [line for line in shard_lines(spec.path) if custom_id_of(line) in retry]
     content = b"".join(chunks)
     path = (
         ObjectStoragePath(spec.index_path).parent / f"shard-{spec.shard:03d}-round-{spec.attempt + 1}.jsonl"

@@ -14,16 +14,16 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from llm_batch.clock import utcnow
 from llm_batch.digests import content_digest
-from llm_batch.storage import ObjectStoragePath, read_table, write_bytes, write_table
+from llm_batch.sharding import custom_id_of, shard_index, shard_lines
+from llm_batch.storage import ObjectStoragePath, write_bytes, write_table
 from llm_batch.warehouse import queries
 
 if TYPE_CHECKING:
@@ -189,7 +189,7 @@ def claim_shard(
         spec.attempt,
     )
     left_ids = set(left)
-    content = b"".join(line for line in _lines(spec.path) if _custom_id(line) not in left_ids)
+    content = b"".join(line for line in shard_lines(spec.path) if custom_id_of(line) not in left_ids)
     digest = content_digest(content)
     path = ObjectStoragePath(spec.path).parent / f"{digest[:40]}.jsonl"
     if not path.exists():
@@ -207,9 +207,9 @@ def narrowed(spec: ShardSpec, digest: str, requests: int) -> ShardSpec:
         return spec
     path = ObjectStoragePath(spec.path).parent / f"{digest[:40]}.jsonl"
     index_path = ObjectStoragePath(spec.index_path).parent / f"index-{spec.shard:03d}-{digest[:16]}.parquet"
-    lines = list(_lines(str(path)))
+    lines = list(shard_lines(str(path)))
     if not index_path.exists():
-        sent = pa.array([_custom_id(line) for line in lines], pa.string())
+        sent = pa.array([custom_id_of(line) for line in lines], pa.string())
         index = shard_index(spec)
         write_table(index_path, index.filter(pc.is_in(index["custom_id"], sent)))
     return dataclasses.replace(
@@ -220,24 +220,3 @@ def narrowed(spec: ShardSpec, digest: str, requests: int) -> ShardSpec:
         requests=requests,
         bytes=sum(len(line) for line in lines),
     )
-
-
-def shard_index(spec: ShardSpec) -> pa.Table:
-    """The index rows (custom_id, key, request fingerprint, ...) of the requests in the shard's file."""
-    table = read_table(ObjectStoragePath(spec.index_path))
-    table = table.filter(pc.equal(table["shard"], spec.shard))
-    if spec.attempt > 1:  # a follow-up round holds a subset of its first round's requests
-        ids = pa.array([_custom_id(line) for line in _lines(spec.path)], pa.string())
-        table = table.filter(pc.is_in(table["custom_id"], ids))
-    return table
-
-
-def _lines(path: str) -> Iterator[bytes]:
-    with ObjectStoragePath(path).open("rb") as handle:
-        for raw in handle:
-            if raw.strip():
-                yield raw if raw.endswith(b"\n") else raw + b"\n"
-
-
-def _custom_id(line: bytes) -> str:
-    return orjson.loads(line)["custom_id"]

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from llm_batch.job import ShardLimits
 from llm_batch.request_lines import RequestLine
 from llm_batch.retryable import PermanentError
+from llm_batch.storage import ObjectStoragePath, read_table
+
+if TYPE_CHECKING:
+    from llm_batch.handoffs import ShardSpec
 
 
 class ShardingError(PermanentError, ValueError):
@@ -59,3 +68,25 @@ def iter_shards(lines: Iterable[RequestLine], limits: ShardLimits) -> Iterator[S
         tokens += line.estimated_tokens
     if current:
         yield Shard(index, current)
+
+
+def shard_lines(path: str) -> Iterator[bytes]:
+    """The request lines of a shard file, each ending in a newline, byte for byte as sent."""
+    with ObjectStoragePath(path).open("rb") as handle:
+        for raw in handle:
+            if raw.strip():
+                yield raw if raw.endswith(b"\n") else raw + b"\n"
+
+
+def custom_id_of(line: bytes) -> str:
+    return orjson.loads(line)["custom_id"]
+
+
+def shard_index(spec: ShardSpec) -> pa.Table:
+    """The index rows (custom_id, key, request fingerprint, ...) of the requests in the shard's file."""
+    table = read_table(ObjectStoragePath(spec.index_path))
+    table = table.filter(pc.equal(table["shard"], spec.shard))
+    if spec.attempt > 1:  # a follow-up round holds a subset of its first round's requests
+        ids = pa.array([custom_id_of(line) for line in shard_lines(spec.path)], pa.string())
+        table = table.filter(pc.is_in(table["custom_id"], ids))
+    return table
