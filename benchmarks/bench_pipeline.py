@@ -50,14 +50,16 @@ import pyarrow.parquet as pq
 from dags.review_sentiment import JOB
 from include.batch_api_process import ServerProcess, wait_for_batch
 from include.sample_data.reviews import generate_reviews
-from llm_batch import pipeline
+from llm_batch import build as build_module
 from llm_batch.backends.openai_backend import OpenAIBatchBackend, batch_state
 from llm_batch.batch_rules import check_lines
+from llm_batch.build import build_run
 from llm_batch.collect import collect_shard
 from llm_batch.handoffs import ShardSpec
 from llm_batch.job import ShardLimits
-from llm_batch.pipeline import RunWindow, build_run, load_run
+from llm_batch.load import load_run
 from llm_batch.request_lines import build_requests
+from llm_batch.run_window import RunWindow
 from llm_batch.warehouse import duckdb_warehouse
 
 START = dt.date(2026, 11, 1)
@@ -405,18 +407,18 @@ def child_build(rows_path: Path, storage: Path) -> None:
     rss_added = rss_peak - before
 
     snapshots: list[tracemalloc.Snapshot] = []
-    real_digest = pipeline.content_digest
+    real_digest = build_module.content_digest
 
     def digest_with_snapshot(content: bytes) -> str:
         if not snapshots:
             snapshots.append(tracemalloc.take_snapshot())
         return real_digest(content)
 
-    pipeline.content_digest = digest_with_snapshot
+    build_module.content_digest = digest_with_snapshot
     try:
         peak = traced_peak(lambda: build_run(job, window, rows, set()))
     finally:
-        pipeline.content_digest = real_digest
+        build_module.content_digest = real_digest
     snapshot_mb = sum(t.size for t in snapshots[0].traces) / MB
     stats = snapshots[0].filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)]).statistics("lineno")
     top = [

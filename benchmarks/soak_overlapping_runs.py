@@ -38,8 +38,8 @@ from include.server_bill import batch_uploads, created_batches, paid_requests
 from include.window_run import WindowRun
 from llm_batch.backends.openai_backend import OpenAIBatchBackend
 from llm_batch.ledger import BatchLedger
-from llm_batch.pipeline import RunWindow
 from llm_batch.request_lines import build_requests
+from llm_batch.run_window import RunWindow
 from llm_batch.warehouse import postgres_warehouse
 
 FIRST = dt.date(2026, 5, 1)

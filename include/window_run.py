@@ -15,7 +15,7 @@ from llm_batch import steps
 from llm_batch.backends import BatchBackend
 from llm_batch.handoffs import BuildSummary, LoadCounts, ShardOutcome, ShardSpec, Submission
 from llm_batch.job import BatchJob
-from llm_batch.pipeline import RunWindow
+from llm_batch.run_window import RunWindow
 from llm_batch.warehouse import Warehouse
 
 

@@ -119,7 +119,7 @@ def _options(context: dict[str, Any]):
 
 def _window(context: dict[str, Any]):
     """The run's window: its dates, or the data interval (bad dates raise ``InvalidRunWindow``)."""
-    from llm_batch.pipeline import RunWindow
+    from llm_batch.run_window import RunWindow
 
     return RunWindow.for_run(
         context.get("data_interval_start"), context.get("data_interval_end"), context.get("params")

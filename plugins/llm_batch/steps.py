@@ -15,9 +15,10 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from llm_batch import pipeline
 from llm_batch.backends import BatchBackend, batch_backend
+from llm_batch.build import build_run
 from llm_batch.collect import BatchFailedError, collect_shard
+from llm_batch.extract import extract_rows
 from llm_batch.handoffs import (
     BuildSummary,
     BuiltRun,
@@ -29,7 +30,10 @@ from llm_batch.handoffs import (
 )
 from llm_batch.job import BatchJob
 from llm_batch.ledger import BatchLedger
-from llm_batch.pipeline import RunWindow
+from llm_batch.load import load_run
+from llm_batch.report import report_run
+from llm_batch.run_window import RunWindow
+from llm_batch.settled import drop_superseded, settled_requests
 from llm_batch.submission import submit_shard
 from llm_batch.warehouse import Warehouse, warehouse_for_conn_id
 
@@ -92,13 +96,13 @@ def build(
     """Extract the window's rows, drop those already settled, build and shard the requests."""
     connections = connections or Connections.of(job)
     with connections.source() as source:
-        rows = pipeline.extract_rows(job, window, source, row_limit=options.row_limit)
+        rows = extract_rows(job, window, source, row_limit=options.row_limit)
     settled: set[tuple[str, str]] = set()
     with connections.warehouse() as warehouse:
-        rows = pipeline.drop_superseded(job, rows, warehouse)  # the latest version of a key wins
+        rows = drop_superseded(job, rows, warehouse)  # the latest version of a key wins
         if not options.force:  # answered, or in flight in another run
-            settled = pipeline.settled_requests(job, window, warehouse, rows=rows, run_id=run_id)
-    return pipeline.build_run(
+            settled = settled_requests(job, window, warehouse, rows=rows, run_id=run_id)
+    return build_run(
         job,
         window,
         rows,
@@ -168,7 +172,7 @@ def load(
 ) -> LoadCounts:
     """Land results and failures in one transaction; a run without a logical date is dated by its window."""
     with (connections or Connections.of(job)).warehouse() as warehouse:
-        return pipeline.load_run(
+        return load_run(
             job,
             window,
             warehouse,
@@ -188,6 +192,6 @@ def report(
 ) -> RunReport:
     """Counts, failures by reason, tokens and cost; recorded unless a dry run; raises over the threshold."""
     with (connections or Connections.of(job)).warehouse() as warehouse:
-        return pipeline.report_run(
+        return report_run(
             job, summary, outcomes, run_id=run_id, warehouse=None if summary.dry_run else warehouse
         )

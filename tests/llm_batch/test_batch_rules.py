@@ -11,8 +11,9 @@ import pytest
 from dags.review_sentiment import JOB
 from include.sample_data.reviews import generate_reviews
 from llm_batch.batch_rules import RuleBreak, check_lines
-from llm_batch.pipeline import RunWindow, build_run
+from llm_batch.build import build_run
 from llm_batch.request_lines import build_requests
+from llm_batch.run_window import RunWindow
 from tests.conftest import request_line as request
 
 CHAT = "/v1/chat/completions"

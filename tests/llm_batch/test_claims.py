@@ -19,9 +19,10 @@ import pytest
 from include.sample_data.reviews import generate_reviews
 from include.server_bill import batch_uploads, created_batches
 from llm_batch.backends.openai_backend import OpenAIBatchBackend
+from llm_batch.build import build_run
 from llm_batch.handoffs import Submission
 from llm_batch.ledger import BatchLedger, SubmissionBusy
-from llm_batch.pipeline import RunWindow, build_run
+from llm_batch.run_window import RunWindow
 from llm_batch.submission import submit_shard
 from tests.llm_batch.jobs import sentiment_job
 

@@ -11,9 +11,10 @@ from pydantic import BaseModel, Field
 
 from include.sample_data.reviews import generate_reviews
 from llm_batch.backends.openai_backend import OpenAIBatchBackend, batch_state
+from llm_batch.build import build_run
 from llm_batch.collect import BatchFailedError, collect_shard
 from llm_batch.handoffs import ShardSpec
-from llm_batch.pipeline import RunWindow, build_run
+from llm_batch.run_window import RunWindow
 from llm_batch.storage import ObjectStoragePath, read_table
 from local_batch_api.faults import METADATA_KEY
 from tests.batch_server import wait_for_batch

@@ -10,8 +10,9 @@ from llm_batch.batch_rules import LinesBreakBatchRules
 from llm_batch.collect import BatchFailedError
 from llm_batch.dag_factory import _permanent_errors_fail_at_once
 from llm_batch.handoffs import HandoffVersionError
-from llm_batch.pipeline import FailureThresholdExceeded, InvalidRunWindow
+from llm_batch.report import FailureThresholdExceeded
 from llm_batch.retryable import PermanentError
+from llm_batch.run_window import InvalidRunWindow
 from llm_batch.sharding import ShardingError
 
 PERMANENT = [

@@ -16,8 +16,9 @@ from include.sample_data.reviews import generate_reviews
 from include.server_bill import paid_requests
 from include.window_run import WindowRun
 from llm_batch.backends.openai_backend import OpenAIBatchBackend
+from llm_batch.build import build_run
 from llm_batch.collect import BatchFailedError
-from llm_batch.pipeline import RunWindow, build_run
+from llm_batch.run_window import RunWindow
 from tests.llm_batch.jobs import sentiment_job
 from tests.llm_batch.overlap import store_source
 

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from llm_batch.pipeline import InvalidRunWindow, RunWindow
+from llm_batch.run_window import InvalidRunWindow, RunWindow
 
 NIGHT = dt.datetime(2026, 3, 31, tzinfo=dt.UTC)
 NEXT = NIGHT + dt.timedelta(days=1)

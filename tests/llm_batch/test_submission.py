@@ -14,10 +14,12 @@ from openai import OpenAI
 
 from include.sample_data.reviews import generate_reviews
 from llm_batch.backends.openai_backend import METADATA_KEY, OpenAIBatchBackend, batch_state
+from llm_batch.build import build_run
 from llm_batch.collect import collect_shard
 from llm_batch.handoffs import ShardSpec
 from llm_batch.ledger import BatchLedger
-from llm_batch.pipeline import RunWindow, build_run, load_run
+from llm_batch.load import load_run
+from llm_batch.run_window import RunWindow
 from llm_batch.submission import submit_shard
 from llm_batch.warehouse import duckdb_warehouse
 from tests.batch_server import wait_for_batch

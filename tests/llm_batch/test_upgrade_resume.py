@@ -23,11 +23,12 @@ from include.sample_data.reviews import generate_reviews
 from llm_batch.backends import BatchState, batch_backend
 from llm_batch.backends.openai_backend import METADATA_GENERATION, METADATA_KEY
 from llm_batch.backends.shared_clients import close_shared_async_clients
+from llm_batch.build import build_run
 from llm_batch.clock import utcnow
 from llm_batch.collect import collect_shard
 from llm_batch.handoffs import ShardSpec, Submission
 from llm_batch.ledger import BatchLedger, LedgerEntry
-from llm_batch.pipeline import RunWindow, build_run
+from llm_batch.run_window import RunWindow
 from llm_batch.sensors import BatchSensor
 from llm_batch.storage import ObjectStoragePath
 from llm_batch.submission import submit_shard

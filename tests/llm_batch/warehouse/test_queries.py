@@ -14,9 +14,13 @@ import pytest
 
 from include.sample_data.reviews import generate_reviews
 from llm_batch.backends.openai_backend import OpenAIBatchBackend, batch_state
+from llm_batch.build import build_run
 from llm_batch.collect import collect_shard
 from llm_batch.ledger import BatchLedger, LedgerEntry
-from llm_batch.pipeline import RunWindow, build_run, load_run, report_run, settled_requests
+from llm_batch.load import load_run
+from llm_batch.report import report_run
+from llm_batch.run_window import RunWindow
+from llm_batch.settled import settled_requests
 from llm_batch.submission import submit_shard
 from llm_batch.warehouse import Warehouse, quote_table
 from llm_batch.warehouse.queries import record_run
