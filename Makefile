@@ -37,7 +37,7 @@ test-e2e-at: venv
 	$(BIN)/python tests/e2e/at_clock.py $(AT) -- $(BIN)/python -m pytest -p no:cacheprovider tests/e2e/test_local_stack.py
 
 demo: venv
-	$(BIN)/python -m include.demo --data-dir $(DATA_DIR)/demo
+	PYTHONPATH=.:plugins $(BIN)/python -m include.demo --data-dir $(DATA_DIR)/demo
 
 up: venv
 	$(BIN)/python -m include.stack up

@@ -16,10 +16,13 @@ from pathlib import Path
 
 import duckdb
 import httpx
+import orjson
 
 from include.batch_api_process import ServerProcess
 from include.local_airflow import LocalAirflow
 from include.sample_data.reviews import write_reviews
+from llm_batch.handoffs import RunReport
+from llm_batch.report import describe
 
 SERVER_TIMINGS = ("--validating-seconds", "1", "--finalizing-seconds", "0.5", "--request-seconds", "0.0005")
 
@@ -29,7 +32,11 @@ def count_batches(server: ServerProcess) -> int:
 
 
 def summarize(stack: LocalAirflow, day: dt.date, new_batches: int, seconds: float) -> None:
-    """What landed for the day, what it cost, and a few rows a person can check by eye."""
+    """What landed for the day, what it cost, and a few rows a person can check by eye.
+
+    Every source row of the day is accounted for once: landed, failed (with its reason), or a
+    duplicate of another row's key (the latest version is the one answered).
+    """
     with duckdb.connect(str(stack.warehouse_db), read_only=True) as db:
         db.execute(f"ATTACH '{stack.source_db}' AS source (READ_ONLY)")
 
@@ -37,7 +44,9 @@ def summarize(stack: LocalAirflow, day: dt.date, new_batches: int, seconds: floa
             params = {"day": day, "label": day.isoformat()}
             return db.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql}).fetchall()
 
-        source_rows = rows("SELECT count(*) FROM source.reviews WHERE review_date = $day")[0][0]
+        source_rows, source_keys = rows(
+            "SELECT count(*), count(DISTINCT review_id) FROM source.reviews WHERE review_date = $day"
+        )[0]
         labels = dict(
             rows("SELECT label, count(*) FROM review_sentiment WHERE review_date = $day GROUP BY 1")
         )
@@ -47,9 +56,14 @@ def summarize(stack: LocalAirflow, day: dt.date, new_batches: int, seconds: floa
                 "WHERE job = 'review_sentiment' AND row_date = $day GROUP BY 1 ORDER BY 2 DESC"
             )
         )
-        report = rows(
-            "SELECT requests, results, failures, batches FROM llm_batch_runs "
-            "WHERE job = 'review_sentiment' AND \"window\" = $label ORDER BY reported_at DESC LIMIT 1"
+        last_run = (
+            db.sql(
+                "SELECT * FROM llm_batch_runs WHERE job = 'review_sentiment' AND \"window\" = $label "
+                "ORDER BY reported_at DESC LIMIT 1",
+                params={"label": day.isoformat()},
+            )
+            .to_arrow_table()
+            .to_pylist()
         )
         tokens_in, tokens_out, cost, sync_cost = rows(
             "SELECT sum(input_tokens), sum(output_tokens), sum(cost_usd), sum(sync_cost_usd) "
@@ -63,20 +77,30 @@ def summarize(stack: LocalAirflow, day: dt.date, new_batches: int, seconds: floa
             "  WHERE s.review_date = $day AND r.language = 'en' AND length(r.review_text) BETWEEN 40 AND 160"
             ") WHERE n <= 2 ORDER BY label DESC"
         )
+    landed, failed, duplicates = sum(labels.values()), sum(failures.values()), source_rows - source_keys
+    accounting = (
+        f"source rows {source_rows} = {landed} landed + {failed} failed"
+        f" + {duplicates} duplicates of a newer row with the same key"
+    )
+    if landed + failed + duplicates != source_rows:
+        accounting += f" ({source_rows - landed - failed - duplicates:+} not accounted for)"
     print(f"\n== review_sentiment for {day} ({seconds:.0f} s) ==")
-    print(f"source rows: {source_rows}; rows landed: {sum(labels.values())}; by label: {labels}")
-    print(f"failures by reason: {failures or 'none'}")
-    print(f"new batches created this run: {new_batches}")
-    if report:
-        requests, results, failed, batches = report[0]
-        print(
-            f"this run: {requests} requests submitted, {results} results, {failed} failures, {batches} batches"
-        )
+    print(accounting)
+    print(f"landed by label: {labels}")
+    print(f"failed by reason: {failures or 'none'}")
+    print(f"new batches created by this run: {new_batches}")
+    if last_run:
+        row = last_run[0]
+        print(describe(RunReport.from_xcom({**row, "failure_reasons": orjson.loads(row["failure_reasons"])})))
     if tokens_in is not None:
-        print(
-            f"tokens for the day: {tokens_in:,} in, {tokens_out:,} out; cost at batch prices ${cost:.4f}, "
-            f"at synchronous prices ${sync_cost:.4f} (saved ${sync_cost - cost:.4f})"
-        )
+        if cost is None:
+            money = "cost unpriced (the model has no known price)"
+        else:
+            money = (
+                f"cost at batch prices ${cost:.4f}, at synchronous prices ${sync_cost:.4f} "
+                f"(saved ${sync_cost - cost:.4f})"
+            )
+        print(f"all batches for the day: tokens {tokens_in:,} in, {tokens_out:,} out; {money}")
     print("\nsample rows (label, confidence, review):")
     for label, confidence, reason, text in samples:
         print(f"  {label:<8} {confidence:.2f}  {text[:100]!r}")

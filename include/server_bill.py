@@ -11,6 +11,8 @@ import hashlib
 import orjson
 from openai import OpenAI
 
+from llm_batch.pricing import cost_of, total
+
 
 def paid_requests(client: OpenAI) -> list[tuple[str, str]]:
     """(custom_id, body fingerprint) of every request line of every batch the server created."""
@@ -31,3 +33,14 @@ def batch_uploads(client: OpenAI) -> int:
 
 def created_batches(client: OpenAI) -> int:
     return sum(1 for _ in client.batches.list(limit=100))
+
+
+def billed_usd(client: OpenAI) -> float | None:
+    """What the server's batches cost at batch prices, from the usage each batch reports."""
+    return total(
+        [
+            cost_of(batch.model or "", batch.usage.input_tokens, batch.usage.output_tokens).batch_usd
+            for batch in client.batches.list(limit=100)
+            if batch.usage is not None
+        ]
+    )

@@ -35,6 +35,9 @@ from include.sample_data.reviews import write_reviews
 ADMIN = ("admin", "admin")
 
 
+TASK_SLOTS = max(4, 4 * (os.cpu_count() or 1))
+
+
 @dataclass
 class StackSettings:
     root: Path
@@ -95,6 +98,10 @@ class Stack:
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.root / "airflow" / "logs"),
+            # Waits are deferred and hold no slot, so a few task slots per core keep the machine
+            # busy; Airflow's default of 32 idle LocalExecutor workers only takes memory.
+            "AIRFLOW__CORE__PARALLELISM": str(TASK_SLOTS),
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(TASK_SLOTS),
             **s.extra_env,
         }
         if s.postgres_dsn:

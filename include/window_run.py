@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from llm_batch import steps
 from llm_batch.backends import BatchBackend
-from llm_batch.handoffs import BuildSummary, LoadCounts, ShardOutcome, ShardSpec, Submission
+from llm_batch.handoffs import BuildSummary, LoadCounts, RunReport, ShardOutcome, ShardSpec, Submission
 from llm_batch.job import BatchJob
 from llm_batch.run_window import RunWindow
 from llm_batch.warehouse import Warehouse
@@ -73,6 +73,11 @@ class WindowRun:
             self.collected,
             logical_date=self.window.start,
             connections=self.connections,
+        )
+
+    def report(self) -> RunReport:
+        return steps.report(
+            self.job, self.summary, self.collected, run_id=self.run_id, connections=self.connections
         )
 
     def run(self) -> LoadCounts:

@@ -91,7 +91,7 @@ def build_run(
     shards = [ShardSpec(index_path=str(index_path), **spec) for spec in specs]
 
     requests = sum(spec.requests for spec in shards)
-    output_tokens = job.endpoint_strategy.expected_output_tokens * requests
+    output_tokens = job.endpoint_strategy.output_token_estimate(job) * requests
     estimate = cost_of(job.model, estimated_tokens, output_tokens)
     summary = BuildSummary(
         window=window.label,
@@ -108,6 +108,7 @@ def build_run(
         rejections_path=str(rejections_path),
         run_dir=str(directory),
         dry_run=dry_run,
+        model=job.model,
     )
     described = {k: v for k, v in summary.to_xcom().items() if not k.endswith(("path", "dir", "version"))}
     log.info("Built %s", orjson.dumps(described).decode())

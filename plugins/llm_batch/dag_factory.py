@@ -34,15 +34,55 @@ Manual runs take these parameters (the nightly schedule uses the defaults):
 
 
 def run_params(job: BatchJob) -> dict[str, Param]:
+    """The trigger form: each field says what it does; the nightly schedule leaves them all empty."""
+    from llm_batch.pricing import known_models
+
     return {
         "start_date": Param(
-            None, type=["null", "string"], format="date", description="first date (inclusive)"
+            None,
+            type=["null", "string"],
+            format="date",
+            title="First date",
+            description="Process source rows from this date (inclusive) instead of the run's data "
+            "interval. Give the last date too. Leave both empty for the nightly interval.",
         ),
-        "end_date": Param(None, type=["null", "string"], format="date", description="last date (inclusive)"),
-        "row_limit": Param(None, type=["null", "integer"], minimum=1, description="at most this many rows"),
-        "model": Param(None, type=["null", "string"], description=f"default: {job.model}"),
-        "dry_run": Param(False, type="boolean", description="build and price, submit nothing"),
-        "force": Param(False, type="boolean", description="answer already answered rows again"),
+        "end_date": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            title="Last date",
+            description=f"Process source rows up to this date (inclusive); not before the first date, "
+            f"at most {job.max_window_days} days after it.",
+        ),
+        "row_limit": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            title="Row limit",
+            description="Answer at most this many rows (the first by key), e.g. for a trial run.",
+        ),
+        "model": Param(
+            None,
+            type=["null", "string"],
+            examples=[job.model, *(m for m in known_models() if m != job.model)],
+            title="Model",
+            description=f"Another model for this run (default {job.model}). Any name the service "
+            "knows works; a model with no known price is reported as unpriced. Rows answered by "
+            "another model count as unanswered.",
+        ),
+        "dry_run": Param(
+            False,
+            type="boolean",
+            title="Dry run",
+            description="Build, check and price the requests; submit nothing. The estimate is "
+            "recorded in the runs table.",
+        ),
+        "force": Param(
+            False,
+            type="boolean",
+            title="Answer again",
+            description="Pay for fresh answers even for rows already answered with the same request.",
+        ),
     }
 
 
@@ -69,6 +109,8 @@ def build_batch_dag(
         max_active_runs=max_active_runs,
         params=run_params(job),
         tags=list(tags),
+        description=f"{job.endpoint} batch with {job.model}: {job.source_conn_id} rows into "
+        f"{job.target_table}, at half the synchronous price",
         default_args={"retries": retries, "retry_delay": dt.timedelta(seconds=retry_delay_seconds)},
         doc_md=f"Batch job `{job.name}`: `{job.endpoint}` with `{job.model}` into `{job.target_table}`.\n"
         + RUN_PARAMS_DOC,
@@ -117,12 +159,15 @@ def _options(context: dict[str, Any]):
     return RunOptions.from_params(context.get("params"))
 
 
-def _window(context: dict[str, Any]):
+def _window(job: BatchJob, context: dict[str, Any]):
     """The run's window: its dates, or the data interval (bad dates raise ``InvalidRunWindow``)."""
     from llm_batch.run_window import RunWindow
 
     return RunWindow.for_run(
-        context.get("data_interval_start"), context.get("data_interval_end"), context.get("params")
+        context.get("data_interval_start"),
+        context.get("data_interval_end"),
+        context.get("params"),
+        max_days=job.max_window_days,
     )
 
 
@@ -143,7 +188,9 @@ def _build_task(job: BatchJob, pool: dict[str, Any]):
 
         options = _options(context)
         with _permanent_errors_fail_at_once():
-            built = steps.build(options.job_for(job), _window(context), options, run_id=context["run_id"])
+            built = steps.build(
+                options.job_for(job), _window(job, context), options, run_id=context["run_id"]
+            )
         context["ti"].xcom_push(key="summary", value=built.summary.to_xcom())
         return [spec.to_xcom() for spec in built.shards]
 
@@ -203,7 +250,7 @@ def _load_task(job: BatchJob, pool: dict[str, Any]):
     @task(task_id="load", trigger_rule="none_failed", outlets=[Asset(name=job.target_table)], **pool)
     def load(summary: dict[str, Any], collected: Any, **context: Any) -> dict[str, Any]:
         """Land results and failures; the run's rows are replaced in one transaction."""
-        from llm_batch import steps
+        from llm_batch import report, steps
         from llm_batch.handoffs import BuildSummary
 
         with _permanent_errors_fail_at_once():
@@ -211,13 +258,18 @@ def _load_task(job: BatchJob, pool: dict[str, Any]):
             if built.dry_run:
                 raise AirflowSkipException("dry run: nothing to load")
             interval_start = context.get("data_interval_start")
-            return steps.load(
-                _options(context).job_for(job),
-                _window(context),
+            run_job, outcomes = _options(context).job_for(job), _outcomes(collected)
+            loaded = steps.load(
+                run_job,
+                _window(job, context),
                 built,
-                _outcomes(collected),
+                outcomes,
                 logical_date=interval_start.date() if interval_start else None,
-            ).to_xcom()
+            )
+        # Shown with the asset event in Airflow's UI, and readable by the DAGs it schedules.
+        figures = report.headline(report.summarize(run_job, built, outcomes, run_id=context["run_id"]))
+        context["outlet_events"][Asset(name=job.target_table)].extra = {**figures, "landed": loaded.results}
+        return loaded.to_xcom()
 
     return load
 

@@ -105,11 +105,12 @@ class BuildSummary(Handoff):
     requests: int
     shards: int
     estimated_input_tokens: int
-    estimated_cost_usd: float
-    estimated_sync_cost_usd: float
+    estimated_cost_usd: float | None  # None: the model is unpriced
+    estimated_sync_cost_usd: float | None
     rejections_path: str
     run_dir: str
     dry_run: bool
+    model: str = ""
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,8 @@ class BuiltRun:
 class Submission(Handoff):
     """The batch a shard's submission is tied to; ``reattached`` when an earlier try had made it.
 
-    ``spec`` is the shard as sent, which may hold fewer requests than the shard built.
+    ``reused`` when another run made (and pays for) it: this run lands its answers at no new
+    cost. ``spec`` is the shard as sent, which may hold fewer requests than the shard built.
     """
 
     nested: ClassVar[Mapping[str, type[Handoff]]] = {"spec": ShardSpec}
@@ -133,6 +135,7 @@ class Submission(Handoff):
     submission_key: str
     reattached: bool
     spec: ShardSpec
+    reused: bool = False
 
 
 @dataclass(frozen=True)
@@ -155,10 +158,11 @@ class ShardOutcome(Handoff):
     retry_reasons: dict[str, int]
     input_tokens: int
     output_tokens: int
-    cost_usd: float
-    sync_cost_usd: float
+    cost_usd: float | None  # None: the model is unpriced
+    sync_cost_usd: float | None
     model: str
     retry_spec: ShardSpec | None = None
+    reused: bool = False  # another run made this batch and carries its cost
 
 
 @dataclass(frozen=True)
@@ -186,12 +190,14 @@ class RunReport(Handoff):
     results: int
     failures: int
     failure_reasons: dict[str, int] = field(default_factory=dict)
-    batches: int = 0
+    batches: int = 0  # made by this run, which pays for them
     rounds: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
-    cost_usd: float = 0.0
-    sync_cost_usd: float = 0.0
-    estimated_cost_usd: float = 0.0
-    estimated_sync_cost_usd: float = 0.0
+    cost_usd: float | None = 0.0  # new spend of this run; None: the model is unpriced
+    sync_cost_usd: float | None = 0.0
+    estimated_cost_usd: float | None = 0.0
+    estimated_sync_cost_usd: float | None = 0.0
     failure_share: float = 0.0
+    reused_batches: int = 0  # made and paid for by another run; their answers landed here too
+    model: str = ""

@@ -55,6 +55,7 @@ class BatchJob:
     storage_url: str | None = None  # ObjectStoragePath base for run files; default from the environment
     max_attempts: int = 3
     max_failure_share: float = 0.05
+    max_window_days: int = 92  # a manual run's date range longer than this is refused
     poll_interval_seconds: float = 60.0
     shard_limits: ShardLimits = field(default_factory=ShardLimits)
 
@@ -66,6 +67,8 @@ class BatchJob:
         strategy.check_job(self)
         if self.max_attempts < 1:
             raise ValueError(f"{self.name}: max_attempts must be at least 1")
+        if self.max_window_days < 1:
+            raise ValueError(f"{self.name}: max_window_days must be at least 1")
 
     @property
     def endpoint_strategy(self) -> EndpointStrategy:

@@ -32,11 +32,14 @@ class RunWindow:
         interval_start: dt.datetime | None,
         interval_end: dt.datetime | None,
         params: dict[str, Any] | None = None,
+        *,
+        max_days: int | None = None,
     ) -> RunWindow:
         """The manual run's ``start_date``/``end_date`` (inclusive) when given, else the data interval.
 
         A run without a logical date (Airflow 3 allows it) has no data interval: it must give the
-        range. A range given by half, or backwards, is refused rather than guessed.
+        range. A range given by half, backwards, or longer than ``max_days`` is refused rather
+        than guessed: a typo in a year should not send a year of rows.
         """
         params = params or {}
         first, last = _as_date(params.get("start_date")), _as_date(params.get("end_date"))
@@ -45,6 +48,13 @@ class RunWindow:
                 raise InvalidRunWindow(
                     f"end_date {last.isoformat()} is before start_date {first.isoformat()}: "
                     "give the range first date first"
+                )
+            days = (last - first).days + 1
+            if max_days is not None and days > max_days:
+                raise InvalidRunWindow(
+                    f"start_date {first.isoformat()} to end_date {last.isoformat()} is {days} days, over "
+                    f"the job's maximum of {max_days}: split it into shorter runs (or a backfill), or "
+                    "raise the job's max_window_days"
                 )
             return cls(first, last + dt.timedelta(days=1))
         if first or last:

@@ -9,6 +9,7 @@ functions.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
@@ -153,7 +154,7 @@ def collect(
             ledger.record_failure(key, str(exc))
             raise
         ledger.record_outcome(key, batch_summary, outcome)
-    return outcome
+    return dataclasses.replace(outcome, reused=submission.reused)
 
 
 def next_round(outcomes: Iterable[ShardOutcome]) -> list[ShardSpec]:
@@ -190,8 +191,6 @@ def report(
     run_id: str,
     connections: Connections | None = None,
 ) -> RunReport:
-    """Counts, failures by reason, tokens and cost; recorded unless a dry run; raises over the threshold."""
+    """Counts, failures by reason, tokens and cost, recorded (a dry run's estimate too); raises over the threshold."""
     with (connections or Connections.of(job)).warehouse() as warehouse:
-        return report_run(
-            job, summary, outcomes, run_id=run_id, warehouse=None if summary.dry_run else warehouse
-        )
+        return report_run(job, summary, outcomes, run_id=run_id, warehouse=warehouse)

@@ -59,7 +59,10 @@ def _submit_claimed(
     if entry is None:
         legacy = _legacy_batch(backend, ledger, spec)
         if legacy is not None:
-            return _result(legacy.id, spec.legacy_submission_key, spec, reattached=True)
+            made_by = ledger.get(spec.legacy_submission_key)
+            return _result(
+                legacy.id, spec.legacy_submission_key, spec, reattached=True, reused=_reused(made_by, run_id)
+            )
         ledger.record_intent(_intent(job, spec, key, run_id, generation=1))
         entry = ledger.get(key)
     elif entry.batch_id:
@@ -73,7 +76,11 @@ def _submit_claimed(
                 state.status,
             )
             return _result(
-                state.id, key, inflight.narrowed(spec, entry.content_digest, entry.requests), reattached=True
+                state.id,
+                key,
+                inflight.narrowed(spec, entry.content_digest, entry.requests),
+                reattached=True,
+                reused=_reused(entry, run_id),
             )
         log.warning(
             "Batch %s failed for a reason worth retrying (%s); submitting again", state.id, _codes(state)
@@ -86,6 +93,7 @@ def _submit_claimed(
             error=_codes(state),
             intent_at=utcnow(),
             finished_at=None,
+            run_id=run_id,  # the run that submits again pays for the new batch
         )
         entry = ledger.get(key)
 
@@ -94,7 +102,11 @@ def _submit_claimed(
         log.warning("Found batch %s created before a crash; re-attaching instead of paying twice", orphan.id)
         ledger.update(key, batch_id=orphan.id, status=orphan.status.value, submitted_at=utcnow())
         return _result(
-            orphan.id, key, inflight.narrowed(spec, entry.content_digest, entry.requests), reattached=True
+            orphan.id,
+            key,
+            inflight.narrowed(spec, entry.content_digest, entry.requests),
+            reattached=True,
+            reused=_reused(entry, run_id),
         )
 
     if entry.input_file_id:  # uploaded before a crash: its requests were claimed then
@@ -220,5 +232,12 @@ def _intent(job: BatchJob, spec: ShardSpec, key: str, run_id: str | None, genera
     )
 
 
-def _result(batch_id: str | None, key: str, spec: ShardSpec, *, reattached: bool) -> Submission:
-    return Submission(batch_id=batch_id, submission_key=key, reattached=reattached, spec=spec)
+def _reused(made_by: LedgerEntry | None, run_id: str | None) -> bool:
+    """Whether another run made the batch (its intent names that run), so that run carries its cost."""
+    return made_by is not None and None not in (made_by.run_id, run_id) and made_by.run_id != run_id
+
+
+def _result(
+    batch_id: str | None, key: str, spec: ShardSpec, *, reattached: bool, reused: bool = False
+) -> Submission:
+    return Submission(batch_id=batch_id, submission_key=key, reattached=reattached, spec=spec, reused=reused)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -81,9 +82,7 @@ class BatchTrigger(BaseTrigger):
             else:
                 decision = poll.after_state(state, loop.time())
             if decision.progress_changed:
-                log.info(
-                    "Batch %s is %s: %d completed, %d failed of %d", self.batch_id, *decision.state.progress
-                )
+                log.info("%s", decision.state.progress_line(time.time()))
             match decision.action:
                 case PollAction.FINISH:
                     yield TriggerEvent({"status": "terminal", "batch": decision.state.to_summary()})

@@ -51,3 +51,13 @@ def test_half_a_range_is_refused(given: dict) -> None:
 def test_a_date_that_is_not_one_is_refused() -> None:
     with pytest.raises(InvalidRunWindow, match="'31/03/2026' is not a date"):
         RunWindow.for_run(NIGHT, NEXT, {"start_date": "31/03/2026", "end_date": "2026-04-01"})
+
+
+def test_a_range_over_the_declared_maximum_is_refused_naming_its_length() -> None:
+    params = {"start_date": "2026-01-01", "end_date": "2026-12-31"}
+    with pytest.raises(InvalidRunWindow, match=r"2026-01-01 to end_date 2026-12-31 is 365 days, over .* 92"):
+        RunWindow.for_run(NIGHT, NEXT, params, max_days=92)
+    window = RunWindow.for_run(
+        NIGHT, NEXT, {"start_date": "2026-01-01", "end_date": "2026-04-02"}, max_days=92
+    )
+    assert (window.end - window.start).days == 92

@@ -7,6 +7,8 @@ file under ``plugins/`` by its bare name too, and a file called ``openai.py`` wo
 
 from __future__ import annotations
 
+import logging
+
 from llm_batch.backends.base import BatchBackend
 from llm_batch.backends.errors import BackendError, BatchAlreadyEnded, BatchNotFound, CredentialsRejected
 from llm_batch.backends.records import (
@@ -19,6 +21,12 @@ from llm_batch.backends.records import (
     SubmitResult,
 )
 from llm_batch.backends.retry import RetryPolicy
+
+# The SDKs' HTTP clients log "HTTP Request: GET ..." at INFO for every call: in a wait that polls
+# every minute, one such line beside each progress line, saying nothing a user needs. Warnings
+# (and the SDKs' own retry messages) still show.
+for _name in ("httpx", "httpx2"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 __all__ = [
     "BackendError",

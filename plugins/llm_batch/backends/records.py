@@ -113,6 +113,19 @@ class BatchState(NamedTuple):
         """Status and counts: what a waiting log line reports, once per change."""
         return (self.status.value, self.counts.completed, self.counts.failed, self.counts.total)
 
+    def progress_line(self, now: float) -> str:
+        """The waiting log's line: status, share done, counts and the time since the batch was
+        created (``now`` in epoch seconds), which the provider's 24 h window counts from."""
+        done, total = self.counts.completed + self.counts.failed, self.counts.total
+        share = f"{done / total:.0%}" if total else "0%"
+        line = (
+            f"Batch {self.id} is {self.status.value}: {done:,} of {total:,} done ({share}; "
+            f"{self.counts.completed:,} completed, {self.counts.failed:,} failed)"
+        )
+        if self.times.created_at is not None:
+            line += f", {_duration(max(0.0, now - self.times.created_at))} since created"
+        return line
+
     @property
     def problem_codes(self) -> frozenset[str]:
         return frozenset(problem.code or "unknown" for problem in self.problems)
@@ -224,3 +237,9 @@ class ResultLine(NamedTuple):
     status_code: int | None = None  # the HTTP status of a failed request, if the provider gave one
     error_code: str | None = None
     error_message: str | None = None
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s"

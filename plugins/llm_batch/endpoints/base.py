@@ -26,7 +26,8 @@ class EndpointStrategy(ABC):
 
     url: ClassVar[str]
     output_token_reserve: ClassVar[int]  # room kept in the context window for the answer
-    expected_output_tokens: ClassVar[int]  # per request, for cost estimates before a batch has run
+    expected_output_tokens: ClassVar[int]  # per request, when the job declares no output budget
+    output_budget_params: ClassVar[tuple[str, ...]] = ()  # request fields that cap the answer's tokens
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -48,6 +49,17 @@ class EndpointStrategy(ABC):
     @abstractmethod
     def answer_fields(self, job: BatchJob, body: dict[str, Any]) -> dict[str, Any]:
         """The answer's column values from a response body; ``AnswerError`` when there is none."""
+
+    def output_token_estimate(self, job: BatchJob) -> int:
+        """Output tokens per request for a cost estimate before a batch has run.
+
+        The job's declared cap (``max_completion_tokens`` and the like) when it has one: an
+        estimate may come out high, never low. Otherwise the endpoint's typical answer length.
+        """
+        for name in self.output_budget_params:
+            if job.request_params.get(name) is not None:
+                return int(job.request_params[name])
+        return self.expected_output_tokens
 
     @abstractmethod
     def usage(self, body: dict[str, Any]) -> tuple[int, int]:

@@ -15,6 +15,7 @@ CHAT = "/v1/chat/completions"
 
 class ChatCompletions(StructuredAnswerEndpoint):
     url = CHAT
+    output_budget_params = ("max_completion_tokens", "max_tokens")
 
     def body_builder(self, job: BatchJob) -> BodyBuilder:
         params, prompt = dict(job.request_params), job.prompt

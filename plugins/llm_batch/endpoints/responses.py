@@ -15,6 +15,7 @@ RESPONSES = "/v1/responses"
 
 class Responses(StructuredAnswerEndpoint):
     url = RESPONSES
+    output_budget_params = ("max_output_tokens",)
 
     def body_builder(self, job: BatchJob) -> BodyBuilder:
         params, prompt = dict(job.request_params), job.prompt

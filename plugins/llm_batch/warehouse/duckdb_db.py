@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -17,6 +19,16 @@ from llm_batch.warehouse.base import ReplaceResult, Warehouse
 from llm_batch.warehouse.identifiers import join_on, table_parts
 from llm_batch.warehouse.keys import refuse_repeated_keys
 from llm_batch.warehouse.parameters import bind_named_params
+
+log = logging.getLogger(__name__)
+
+LOCK_WAIT_ENV = "LLM_BATCH_DUCKDB_LOCK_WAIT_SECONDS"
+DEFAULT_LOCK_WAIT_SECONDS = 300.0
+
+
+class DuckDBFileLocked(RuntimeError):
+    """Another process held the DuckDB file for longer than this one would wait."""
+
 
 # DuckDB admits one writing process per file, so named locks only need to hold across the threads
 # of this process: one lock per (database file, name).
@@ -35,9 +47,14 @@ class DuckDBWarehouse(Warehouse):
     dialect = "duckdb"
     _declares_primary_keys = False
 
-    def __init__(self, path: str | Path, read_only: bool = False) -> None:
+    def __init__(
+        self, path: str | Path, read_only: bool = False, lock_wait_seconds: float | None = None
+    ) -> None:
         self.path = str(path)
         self.read_only = read_only
+        if lock_wait_seconds is None:
+            lock_wait_seconds = float(os.environ.get(LOCK_WAIT_ENV, DEFAULT_LOCK_WAIT_SECONDS))
+        self.lock_wait_seconds = lock_wait_seconds
         self._con: duckdb.DuckDBPyConnection | None = None
 
     def __repr__(self) -> str:
@@ -45,8 +62,35 @@ class DuckDBWarehouse(Warehouse):
 
     def _connection(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
-            self._con = duckdb.connect(self.path, read_only=self.read_only)
+            self._con = self._connect_waiting()
         return self._con
+
+    def _connect_waiting(self) -> duckdb.DuckDBPyConnection:
+        """Open the file, waiting with backoff while another process holds it (a person reading
+        results, another task writing), for at most ``lock_wait_seconds``; log who holds it."""
+        started = time.monotonic()
+        delay, next_log = 0.05, 0.0
+        while True:
+            try:
+                return duckdb.connect(self.path, read_only=self.read_only)
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower():
+                    raise
+                waited = time.monotonic() - started
+                holder = _lock_holder(str(exc))
+                if waited >= self.lock_wait_seconds:
+                    raise DuckDBFileLocked(
+                        f"{self.path} stayed locked by {holder} for {waited:.0f} s, longer than "
+                        f"{self.lock_wait_seconds:.0f} s ({LOCK_WAIT_ENV}): close that connection, "
+                        "or read the warehouse in short read-only sessions while runs write"
+                    ) from exc
+                if waited >= next_log:
+                    log.warning(
+                        "Waiting for %s: it is locked by %s (%.0f s so far)", self.path, holder, waited
+                    )
+                    next_log = waited + 30.0
+                time.sleep(min(delay, max(0.0, self.lock_wait_seconds - waited)))
+                delay = min(delay * 2, 2.0)
 
     def read_arrow(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
         query, values = bind_named_params(sql, params, self.dialect)
@@ -139,3 +183,11 @@ def _run(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None
 def duckdb_warehouse(path: str | Path, read_only: bool = False) -> DuckDBWarehouse:
     """A DuckDB warehouse in the file at ``path`` (``":memory:"`` for a private in-memory one)."""
     return DuckDBWarehouse(path, read_only=read_only)
+
+
+def _lock_holder(message: str) -> str:
+    """Who holds the file, from DuckDB's message ("Conflicting lock is held in <program> (PID n)")."""
+    marker = "is held in "
+    if marker not in message:
+        return "another process"
+    return message.split(marker, 1)[1].split(". ")[0].rstrip(".")

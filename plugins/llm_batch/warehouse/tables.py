@@ -86,6 +86,8 @@ RUNS_SCHEMA = pa.schema(
         ("estimated_cost_usd", pa.float64()),
         ("estimated_sync_cost_usd", pa.float64()),
         ("failure_share", pa.float64()),
+        ("reused_batches", pa.int64()),
+        ("model", pa.string()),
         ("reported_at", pa.timestamp("us")),
     ]
 )
