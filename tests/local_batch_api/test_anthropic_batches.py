@@ -10,7 +10,7 @@ import httpx
 import orjson
 import pytest
 
-from local_batch_api.faults import METADATA_KEY
+from local_batch_api.faults import CRASH_ENV, CRASH_EXIT_CODE, METADATA_KEY
 from tests.batch_server import anthropic_client, wait_for_message_batch
 
 
@@ -288,3 +288,31 @@ def _progress(server, batch_id: str) -> int:
     with sqlite3.connect(server.data_dir / "state.sqlite3") as db:
         row = db.execute("SELECT next_line FROM batches WHERE id = ?", (batch_id,)).fetchone()
     return row[0] if row else 0
+
+
+@pytest.mark.parametrize(
+    ("crash_at", "faults"),
+    [
+        ("chunk.written@2", {}),
+        ("chunk.recorded@2", {}),
+        ("expire.written", {"expire_after_share": 0.4}),
+        ("expire.recorded", {"expire_after_share": 0.4}),
+    ],
+)
+def test_a_crash_at_any_step_answers_each_request_once(start_server, crash_at, faults):
+    """Message Batches publish no files: the chunk and expiry steps are their crash points."""
+    server = start_server("--request-seconds", "0.004", env={CRASH_ENV: crash_at})
+    claude = anthropic_client(server)
+    faults = {"seed": 5, "line_failure_share": 0.2, **faults}
+    batch = claude.messages.batches.create(requests=requests(100), extra_body={METADATA_KEY: faults})
+    assert server.process.wait(30) == CRASH_EXIT_CODE
+    del server.env[CRASH_ENV]
+    server.start()
+
+    done = wait_for_message_batch(claude, batch.id, timeout=30)
+    got = list(claude.messages.batches.results(batch.id))
+    assert sorted(r.custom_id for r in got) == [f"r{i:04d}" for i in range(100)]
+    counted = {kind: sum(r.result.type == kind for r in got) for kind in ("succeeded", "errored", "expired")}
+    assert counted == done.request_counts.model_dump(include=set(counted))
+    assert counted["expired"] == (60 if faults.get("expire_after_share") else 0)
+    assert 5 <= counted["errored"] <= 40
