@@ -7,8 +7,10 @@ Errors raised here are answered in Anthropic's shape by the application (see ``a
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -74,16 +76,7 @@ async def create_batch(request: Request) -> dict[str, Any]:
     faults = _faults(params.get(METADATA_KEY), server.fault_dice.faults_for_new_batch())
 
     batch_id = new_message_batch_id()
-    input_path = server.store.work_paths(batch_id)[0]
-    partial = input_path.with_suffix(".partial")
-    with partial.open("wb") as out:  # synced and renamed before the record says the batch exists
-        out.writelines(
-            orjson.dumps({"custom_id": r["custom_id"], "body": r["params"]}) + b"\n" for r in requests
-        )
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(partial, input_path)
-    fsync_dir(input_path.parent)
+    await asyncio.to_thread(_write_requests, server.store.work_paths(batch_id)[0], requests)
     created = now()
     model = requests[0]["params"].get("model")
     server.store.add_batch(
@@ -162,6 +155,19 @@ async def delete_batch(request: Request, batch_id: str) -> dict[str, Any]:
     for path in store.work_paths(batch_id):
         path.unlink(missing_ok=True)
     return {"id": batch_id, "type": "message_batch_deleted"}
+
+
+def _write_requests(path: Path, requests: list[dict[str, Any]]) -> None:
+    """The requests as input lines, synced and renamed before any record says the batch exists."""
+    partial = path.with_suffix(".partial")
+    with partial.open("wb") as out:
+        out.writelines(
+            orjson.dumps({"custom_id": r["custom_id"], "body": r["params"]}) + b"\n" for r in requests
+        )
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(partial, path)
+    fsync_dir(path.parent)
 
 
 def _requests(value: Any, max_requests: int) -> list[dict[str, Any]]:

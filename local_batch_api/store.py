@@ -145,6 +145,8 @@ class Store:
             tombstone.unlink()
         for partial in self.files_dir.glob("*.partial"):  # uploads a crash cut short, never acknowledged
             partial.unlink()
+        for partial in self.work_dir.glob("*.partial"):  # Message Batch creates a crash cut short
+            partial.unlink()
         self.keep_reserve()
 
     def close(self) -> None:

@@ -34,14 +34,14 @@ class UpstreamEngine:
         backoff_seconds: float = 0.5,
     ) -> None:
         headers = {"content-type": "application/json"}
-        if api_key:
-            headers["authorization"] = f"Bearer {api_key}"
         self._client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             headers=headers,
             timeout=timeout_seconds,
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
         )
+        # Each dialect's key header, and only that one: Anthropic reads a bearer token as OAuth.
+        self._openai_headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self._anthropic_headers = {"anthropic-version": ANTHROPIC_VERSION}
         if api_key:
             self._anthropic_headers["x-api-key"] = api_key
@@ -67,7 +67,7 @@ class UpstreamEngine:
 
     async def _post(self, path: str, payload: bytes) -> tuple[EngineReply, float | None]:
         try:
-            headers = self._anthropic_headers if path == "/messages" else None
+            headers = self._anthropic_headers if path == "/messages" else self._openai_headers
             response = await self._client.post(path, content=payload, headers=headers)
         except httpx.HTTPError as exc:
             body = error_body(f"Upstream request failed: {type(exc).__name__}.", type="server_error")
