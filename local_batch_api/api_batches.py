@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from local_batch_api.dialects import AZURE_ENDPOINTS, is_azure_path
 from local_batch_api.engines import SUPPORTED_ENDPOINTS
 from local_batch_api.errors import APIError, invalid_request, not_found
 from local_batch_api.faults import Faults
@@ -13,7 +14,7 @@ from local_batch_api.ids import new_batch_id
 from local_batch_api.request_parsing import json_object, limit_param, list_page
 from local_batch_api.store import batch_to_api, now
 
-router = APIRouter(prefix="/v1/batches")
+router = APIRouter(prefix="/batches")  # mounted under /v1, and under Azure's /openai prefixes
 
 CANCELLABLE = frozenset({"validating", "in_progress", "finalizing"})
 
@@ -30,9 +31,10 @@ async def create_batch(request: Request) -> dict[str, Any]:
             code="missing_required_parameter",
         )
     endpoint = params.get("endpoint")
-    if endpoint not in SUPPORTED_ENDPOINTS:
+    supported = AZURE_ENDPOINTS if is_azure_path(request.url.path) else SUPPORTED_ENDPOINTS
+    if endpoint not in supported:
         raise invalid_request(
-            f"Invalid value: {endpoint!r}. Supported values are: {', '.join(map(repr, SUPPORTED_ENDPOINTS))}.",
+            f"Invalid value: {endpoint!r}. Supported values are: {', '.join(map(repr, supported))}.",
             param="endpoint",
             code="invalid_value",
         )
@@ -69,14 +71,14 @@ async def list_batches(
     request: Request, after: str | None = None, limit: str | None = None
 ) -> dict[str, Any]:
     batches, has_more = request.app.state.server.store.list_batches(
-        after=after, limit=limit_param(limit, default=20, maximum=100)
+        dialect="openai", after=after, limit=limit_param(limit, default=20, maximum=100)
     )
     return list_page([batch_to_api(b) for b in batches], has_more)
 
 
 @router.get("/{batch_id}")
 async def retrieve_batch(request: Request, batch_id: str) -> dict[str, Any]:
-    batch = request.app.state.server.store.get_batch(batch_id)
+    batch = request.app.state.server.store.get_batch(batch_id, dialect="openai")
     if batch is None:
         raise not_found("Batch", batch_id)
     return batch_to_api(batch)
@@ -85,7 +87,7 @@ async def retrieve_batch(request: Request, batch_id: str) -> dict[str, Any]:
 @router.post("/{batch_id}/cancel")
 async def cancel_batch(request: Request, batch_id: str) -> dict[str, Any]:
     server = request.app.state.server
-    batch = server.store.get_batch(batch_id)
+    batch = server.store.get_batch(batch_id, dialect="openai")
     if batch is None:
         raise not_found("Batch", batch_id)
     status = batch["status"]

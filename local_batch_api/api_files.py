@@ -16,7 +16,7 @@ from local_batch_api.ids import new_file_id
 from local_batch_api.request_parsing import limit_param, list_page
 from local_batch_api.store import FileRecord, Store, fsync_dir, now
 
-router = APIRouter(prefix="/v1/files")
+router = APIRouter(prefix="/files")  # mounted under /v1, and under Azure's /openai prefixes
 
 PURPOSES = ("batch", "assistants", "fine-tune", "vision", "user_data", "evals")
 DEFAULT_BATCH_FILE_TTL = 30 * 24 * 3600

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from local_batch_api.errors import invalid_request, not_found
 from local_batch_api.request_parsing import json_object
 
-router = APIRouter(prefix="/v1")
+router = APIRouter()  # mounted under /v1, and under Azure's /openai/v1
 
 KNOWN_MODELS = (
     "gpt-5",

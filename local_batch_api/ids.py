@@ -1,4 +1,4 @@
-"""Object ids in OpenAI's formats, and the strict check that keeps path-like ids off the disk."""
+"""Object ids in OpenAI's and Anthropic's formats, and the strict check that keeps path-like ids off the disk."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import secrets
 
 _FILE_ID = re.compile(r"^file-[A-Za-z0-9]{8,64}$")
 _BATCH_ID = re.compile(r"^batch_[A-Za-z0-9]{8,64}$")
+_MESSAGE_BATCH_ID = re.compile(r"^msgbatch_[A-Za-z0-9]{8,64}$")
 
 
 def new_file_id() -> str:
@@ -15,6 +16,11 @@ def new_file_id() -> str:
 
 def new_batch_id() -> str:
     return "batch_" + secrets.token_hex(12)
+
+
+def new_message_batch_id() -> str:
+    """Anthropic's Message Batch ids."""
+    return "msgbatch_" + secrets.token_hex(12)
 
 
 def new_request_id() -> str:
@@ -27,3 +33,7 @@ def is_file_id(value: str) -> bool:
 
 def is_batch_id(value: str) -> bool:
     return bool(_BATCH_ID.match(value))
+
+
+def is_message_batch_id(value: str) -> bool:
+    return bool(_MESSAGE_BATCH_ID.match(value))

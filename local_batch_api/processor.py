@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from local_batch_api.dialects import DIALECTS, engine_url
 from local_batch_api.engines import Engine, EngineReply, error_body
 from local_batch_api.faults import CrashSwitch, Faults
 from local_batch_api.settings import Settings
@@ -210,7 +211,7 @@ class BatchProcessor:
             self._expire(batch)
             return
         output, errors = self._partials(batch)
-        input_path = self.store.file_path(batch["input_file_id"])
+        input_path = self._input_path(batch)
         state = {k: batch[k] for k in ("next_line", "next_offset", "completed", "failed")}
         state |= {k: batch[k] for k in ("input_tokens", "output_tokens", "reasoning_tokens")}
         with (
@@ -235,7 +236,7 @@ class BatchProcessor:
                     await self._nap(batch_id, now() + self.settings.request_seconds * len(lines))
                     if self.store.get_batch(batch_id)["status"] != "in_progress":
                         return  # cancelled while these requests were "running": they did not finish
-                replies = await self._answer(batch["endpoint"], lines, faults)
+                replies = await self._answer(engine_url(batch["endpoint"]), lines, faults)
                 _write_replies(batch_id, lines, replies, out, err, state)
                 self._crash.reached("chunk.written")
                 state["next_line"] += len(lines)
@@ -278,13 +279,15 @@ class BatchProcessor:
         """
         if batch["next_line"] < batch["total"]:
             _, errors = self._partials(batch)
-            input_path = self.store.file_path(batch["input_file_id"])
+            input_path = self._input_path(batch)
             failed, lines_read = batch["failed"], batch["next_line"]
+            expired = batch["expired"]
             with input_path.open("rb") as source, _resumed(errors, batch["error_bytes"]) as err:
                 source.seek(batch["next_offset"])
                 while lines := _read_requests(source, 10_000):
                     err.write(b"".join(_line(batch["id"], c, None, EXPIRED_ERROR) for c, _ in lines))
                     failed += len(lines)
+                    expired += len(lines)
                     lines_read += len(lines)
                 _sync(err)
                 self._crash.reached("expire.written")
@@ -294,6 +297,7 @@ class BatchProcessor:
                     next_line=lines_read,
                     next_offset=source.tell(),
                     failed=failed,
+                    expired=expired,
                 )
             self._crash.reached("expire.recorded")
             batch = self.store.get_batch(batch["id"])
@@ -325,10 +329,13 @@ class BatchProcessor:
 
     def _partials(self, batch: dict[str, Any]) -> tuple[Path, Path]:
         """Paths only: creating one here would stand an empty file in for a published one."""
-        return (
-            self.store.work_dir / f"{batch['id']}.output.jsonl",
-            self.store.work_dir / f"{batch['id']}.error.jsonl",
-        )
+        _, output, errors = self.store.work_paths(batch["id"])
+        return output, errors
+
+    def _input_path(self, batch: dict[str, Any]) -> Path:
+        if DIALECTS[batch["dialect"]].inline_requests:
+            return self.store.work_paths(batch["id"])[0]
+        return self.store.file_path(batch["input_file_id"])
 
     def _publish(self, batch: dict[str, Any]) -> dict[str, str | None]:
         """Turn the partial files into output files; a restart at any step carries on from it.
@@ -337,6 +344,8 @@ class BatchProcessor:
         synced, recorded. A file in place without a record was renamed whole; a record means
         done. A partial shorter than its recorded size is a loss, reported, never padded.
         """
+        if DIALECTS[batch["dialect"]].inline_requests:
+            return {}  # served from the work files, cut to their recorded sizes, by the batch's route
         ids: dict[str, str | None] = {}
         committed = {"output": batch["output_bytes"], "error": batch["error_bytes"]}
         for kind, partial in zip(("output", "error"), self._partials(batch), strict=True):

@@ -32,6 +32,8 @@ class Settings:
     max_batch_requests: int = 50_000
     max_batch_bytes: int = 200 * MB
     max_upload_bytes: int = 512 * MB
+    max_message_batch_requests: int = 100_000
+    max_message_batch_bytes: int = 256 * MB
     enqueued_token_limit: int | None = None
     chunk_requests: int = 2_000
     poll_interval_seconds: float = 0.05
@@ -56,7 +58,7 @@ class Settings:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m local_batch_api",
-        description="Local server implementing the OpenAI Files + Batches API.",
+        description="Local server implementing the OpenAI Files + Batches API (also as Azure OpenAI) and Anthropic Message Batches.",
     )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765)
@@ -78,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch-requests", type=int, default=50_000)
     p.add_argument("--max-batch-bytes", type=int, default=200 * MB)
     p.add_argument("--max-upload-bytes", type=int, default=512 * MB)
+    p.add_argument("--max-message-batch-requests", type=int, default=100_000, help="Anthropic batches")
+    p.add_argument("--max-message-batch-bytes", type=int, default=256 * MB, help="Anthropic batches")
     p.add_argument("--enqueued-token-limit", type=int, default=None, help="per model, over active batches")
     p.add_argument("--disk-full-retry-seconds", type=float, default=1.0, help="pause after ENOSPC")
     p.add_argument("--fault", action="append", default=[], metavar="KEY=VALUE", help="server-wide fault")
@@ -110,6 +114,8 @@ def settings_from_args(args: argparse.Namespace, env: dict[str, str]) -> Setting
         max_batch_requests=args.max_batch_requests,
         max_batch_bytes=args.max_batch_bytes,
         max_upload_bytes=args.max_upload_bytes,
+        max_message_batch_requests=args.max_message_batch_requests,
+        max_message_batch_bytes=args.max_message_batch_bytes,
         enqueued_token_limit=args.enqueued_token_limit,
         faults=Faults.from_mapping(raw_faults),
         crash_at=CrashPoint.from_env(env),

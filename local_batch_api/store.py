@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from local_batch_api.faults import CrashPoint, CrashSwitch
-from local_batch_api.ids import is_batch_id, is_file_id
+from local_batch_api.ids import is_batch_id, is_file_id, is_message_batch_id
 
 RESERVE_BYTES = 1024 * 1024  # room for a few SQLite transactions and a checkpoint
 TERMINAL_STATUSES = frozenset({"completed", "failed", "expired", "cancelled"})
@@ -39,6 +39,8 @@ CREATE TABLE IF NOT EXISTS files (
 CREATE TABLE IF NOT EXISTS batches (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,
+    -- Which API created the batch ('openai' or 'anthropic'): its routes see only their own.
+    dialect TEXT NOT NULL DEFAULT 'openai',
     endpoint TEXT NOT NULL,
     input_file_id TEXT NOT NULL,
     completion_window TEXT NOT NULL,
@@ -59,6 +61,7 @@ CREATE TABLE IF NOT EXISTS batches (
     total INTEGER NOT NULL DEFAULT 0,
     completed INTEGER NOT NULL DEFAULT 0,
     failed INTEGER NOT NULL DEFAULT 0,
+    expired INTEGER NOT NULL DEFAULT 0, -- of the failed, those the completion window cut off
     input_tokens INTEGER NOT NULL DEFAULT 0,
     output_tokens INTEGER NOT NULL DEFAULT 0,
     reasoning_tokens INTEGER NOT NULL DEFAULT 0,
@@ -75,6 +78,11 @@ CREATE TABLE IF NOT EXISTS batches (
 );
 CREATE INDEX IF NOT EXISTS batches_status ON batches(status);
 """
+# Columns added since the first release, for data directories created before them.
+_ADDED_COLUMNS = {
+    "dialect": "TEXT NOT NULL DEFAULT 'openai'",
+    "expired": "INTEGER NOT NULL DEFAULT 0",
+}
 
 _TIMESTAMPS = (
     "in_progress_at",
@@ -127,11 +135,17 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        present = {row["name"] for row in self._db.execute("PRAGMA table_info(batches)")}
+        for name, definition in _ADDED_COLUMNS.items():
+            if name not in present:
+                self._db.execute(f"ALTER TABLE batches ADD COLUMN {name} {definition}")
         self._reserve = data_dir / "reserve"
         for tombstone in self.files_dir.glob("*.deleted"):  # deletes a crash interrupted
             self._db.execute("DELETE FROM files WHERE id = ?", (tombstone.stem,))
             tombstone.unlink()
         for partial in self.files_dir.glob("*.partial"):  # uploads a crash cut short, never acknowledged
+            partial.unlink()
+        for partial in self.work_dir.glob("*.partial"):  # Message Batch creates a crash cut short
             partial.unlink()
         self.keep_reserve()
 
@@ -227,17 +241,29 @@ class Store:
 
     # Batches ----------------------------------------------------------------------------------
 
+    def work_paths(self, batch_id: str) -> tuple[Path, Path, Path]:
+        """A batch's inline requests, and its partial output and error files, by their paths only."""
+        if not (is_batch_id(batch_id) or is_message_batch_id(batch_id)):
+            raise ValueError(f"not a batch id: {batch_id!r}")
+        return tuple(self.work_dir / f"{batch_id}.{kind}.jsonl" for kind in ("input", "output", "error"))
+
     def add_batch(self, batch: dict[str, Any]) -> None:
         row = _encode(batch)
         names = ", ".join(row)
         marks = ", ".join("?" for _ in row)
         self._db.execute(f"INSERT INTO batches ({names}) VALUES ({marks})", tuple(row.values()))
 
-    def get_batch(self, batch_id: str) -> dict[str, Any] | None:
-        if not is_batch_id(batch_id):
+    def get_batch(self, batch_id: str, *, dialect: str | None = None) -> dict[str, Any] | None:
+        """The batch, if it exists (and, with ``dialect``, was created through that API)."""
+        if not (is_batch_id(batch_id) or is_message_batch_id(batch_id)):
             return None
         row = self._db.execute("SELECT * FROM batches WHERE id = ?", (batch_id,)).fetchone()
-        return _decode(row) if row else None
+        if row is None or (dialect is not None and row["dialect"] != dialect):
+            return None
+        return _decode(row)
+
+    def delete_batch(self, batch_id: str) -> bool:
+        return self._db.execute("DELETE FROM batches WHERE id = ?", (batch_id,)).rowcount > 0
 
     def update_batch(self, batch_id: str, *, only_if_status: str | None = None, **changes: Any) -> bool:
         """Apply changes in one statement; with ``only_if_status`` the change is a compare-and-set."""
@@ -250,18 +276,28 @@ class Store:
             params.append(only_if_status)
         return self._db.execute(sql, params).rowcount > 0
 
-    def list_batches(self, *, after: str | None, limit: int) -> tuple[list[dict[str, Any]], bool]:
-        params: list[Any] = []
-        where = ""
-        if after:
-            cursor = self._db.execute("SELECT seq FROM batches WHERE id = ?", (after,)).fetchone()
+    def list_batches(
+        self, *, dialect: str, after: str | None, limit: int, before: str | None = None
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """A page, newest first: older than ``after``, or the newest ones just newer than ``before``.
+
+        ``has_more`` says whether more lie beyond the page in the direction of travel.
+        """
+        clauses, params = ["dialect = ?"], [dialect]
+        newer = before is not None and after is None
+        cursor_id = before if newer else after
+        if cursor_id:
+            cursor = self._db.execute("SELECT seq FROM batches WHERE id = ?", (cursor_id,)).fetchone()
             if cursor is not None:
-                where = "WHERE seq < ?"
+                clauses.append("seq > ?" if newer else "seq < ?")
                 params.append(cursor["seq"])
         rows = self._db.execute(
-            f"SELECT * FROM batches {where} ORDER BY seq DESC LIMIT ?", (*params, limit + 1)
+            f"SELECT * FROM batches WHERE {' AND '.join(clauses)} "
+            f"ORDER BY seq {'ASC' if newer else 'DESC'} LIMIT ?",
+            (*params, limit + 1),
         ).fetchall()
-        return [_decode(r) for r in rows[:limit]], len(rows) > limit
+        page = [_decode(r) for r in rows[:limit]]
+        return (page[::-1] if newer else page), len(rows) > limit
 
     def active_batch_ids(self) -> list[str]:
         marks = ", ".join("?" for _ in ACTIVE_STATUSES)

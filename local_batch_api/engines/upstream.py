@@ -1,5 +1,8 @@
 """Answers each request by forwarding it to an OpenAI-compatible synchronous server.
 
+``/v1/messages`` goes to the upstream's ``/messages`` with Anthropic's headers (``x-api-key``,
+``anthropic-version``), so an Anthropic-compatible upstream answers Message Batches too.
+
 Bounded concurrency keeps the upstream's rate limits in reach; transient failures (429, 5xx,
 connection errors) are retried with backoff, honouring ``Retry-After``. What still fails is
 returned as that request's reply, so the batch records it in its error file as the service does.
@@ -15,7 +18,8 @@ import orjson
 
 from local_batch_api.engines import EngineReply, error_body
 
-RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+ANTHROPIC_VERSION = "2023-06-01"
 
 
 class UpstreamEngine:
@@ -30,14 +34,17 @@ class UpstreamEngine:
         backoff_seconds: float = 0.5,
     ) -> None:
         headers = {"content-type": "application/json"}
-        if api_key:
-            headers["authorization"] = f"Bearer {api_key}"
         self._client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             headers=headers,
             timeout=timeout_seconds,
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
         )
+        # Each dialect's key header, and only that one: Anthropic reads a bearer token as OAuth.
+        self._openai_headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
+        self._anthropic_headers = {"anthropic-version": ANTHROPIC_VERSION}
+        if api_key:
+            self._anthropic_headers["x-api-key"] = api_key
         self._slots = asyncio.Semaphore(concurrency)
         self._max_retries = max_retries
         self._backoff = backoff_seconds
@@ -60,7 +67,8 @@ class UpstreamEngine:
 
     async def _post(self, path: str, payload: bytes) -> tuple[EngineReply, float | None]:
         try:
-            response = await self._client.post(path, content=payload)
+            headers = self._anthropic_headers if path == "/messages" else self._openai_headers
+            response = await self._client.post(path, content=payload, headers=headers)
         except httpx.HTTPError as exc:
             body = error_body(f"Upstream request failed: {type(exc).__name__}.", type="server_error")
             return EngineReply(502, body), None
