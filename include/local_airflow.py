@@ -42,6 +42,9 @@ class LocalAirflow:
         env.update(
             {
                 "AIRFLOW_HOME": str(self.home),
+                # Named, not left to airflow.cfg: a home copied from a migrated template keeps the
+                # template's path there, and every copy would share the template's database.
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}",
                 "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT / "dags"),
                 "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT / "plugins"),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",

@@ -7,7 +7,9 @@ template), so runs cannot see each other. Marked slow: every run starts Airflow.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -94,6 +96,21 @@ def assert_no_error_logged(result: subprocess.CompletedProcess) -> None:
     assert errors == []
 
 
+def assert_run_figures_shown_where_airflow_shows_them(stack: Stack, landed_rows: int) -> None:
+    """The run's note holds its report, and the target table's asset event its headline figures."""
+    with sqlite3.connect(stack.airflow.home / "airflow.db") as db:
+        (note,) = db.execute(
+            "SELECT n.content FROM dag_run_note n JOIN dag_run r ON r.id = n.dag_run_id "
+            "WHERE r.dag_id = 'review_sentiment'"
+        ).fetchone()
+        (extra,) = db.execute("SELECT extra FROM asset_event ORDER BY id DESC LIMIT 1").fetchone()
+    assert note.startswith("**Run report: review_sentiment 2026-11-24"), note
+    assert f"= {landed_rows} answered + 0 failed" in note and "not accounted for" not in note
+    figures = json.loads(extra)
+    assert figures["landed"] == figures["results"] == landed_rows and figures["batches"] == 1
+    assert 0 < figures["cost_usd"] < figures["sync_cost_usd"] and figures["saved_usd"] > 0
+
+
 def test_clean_run_lands_every_row_and_a_rerun_pays_nothing(stack):
     first = stack.run()
     assert_succeeded(first)
@@ -107,6 +124,7 @@ def test_clean_run_lands_every_row_and_a_rerun_pays_nothing(stack):
     assert ledger[0] == "completed" and ledger[1] == 1 and 0 < ledger[2] < ledger[3]
     (batch,) = stack.batches()
     assert batch.status == "completed"
+    assert_run_figures_shown_where_airflow_shows_them(stack, landed_rows=len(rows))
 
     assert_succeeded(stack.run())
 
