@@ -264,10 +264,13 @@ class Stack:
         airflow = self.airflow
         (self.root / "passwords.json").write_text(json.dumps({ADMIN[0]: ADMIN[1]}))
         if with_sample_data and not self.settings.warehouse_dsn and not airflow.source_db.exists():
+            _say(f"writing 90 days of sample reviews to {airflow.source_db} ...")
             write_reviews(airflow.source_db, end=dt.date.today())
         if with_sample_data and self.settings.warehouse_dsn:
+            _say("writing 90 days of sample reviews to PostgreSQL ...")
             _write_postgres_reviews(self.settings.warehouse_dsn)
         airflow.home.mkdir(parents=True, exist_ok=True)
+        _say("migrating Airflow's metadata database (about 30 s the first time) ...")
         airflow.airflow("db", "migrate")
         pool_size = "1" if not self.settings.warehouse_dsn else "8"
         airflow.airflow("pools", "set", "llm_warehouse", pool_size, "serializes DuckDB writers")
@@ -281,12 +284,16 @@ class Stack:
             str(self.root / "batch-api"),
             *self.settings.batch_api_flags,
         ]
+        _say(
+            "starting the local Batch API server, the api-server, scheduler, dag-processor and triggerer ..."
+        )
         self.start_process("batch-api", batch_api, {"LOCAL_BATCH_API_KEY": self.secrets["openai_api_key"]})
         for name in ("api-server", "scheduler", "dag-processor", "triggerer"):
             self.start_airflow_component(name)
         if self.settings.executor == "CeleryExecutor":
             for index in range(1, self.settings.workers + 1):
                 self.start_airflow_component(f"worker-{index}")
+        _say("waiting for the API to answer and the DAGs to be parsed ...")
         self.wait_until_ready()
 
     def down(self) -> None:
@@ -407,6 +414,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"local Batch API server:  {stack.batch_api_url}")
         print(f"logs: {stack.root / 'logs'}; stop with `make down`")
     return 0
+
+
+def _say(step: str) -> None:
+    """What ``make up`` is doing during its minute of preparation."""
+    print(step, flush=True)
 
 
 def ensure_postgres_database(dsn: str) -> None:
