@@ -29,7 +29,7 @@ def opener(where: str):
 def read_all(warehouse: Warehouse, since: dt.datetime, now: dt.datetime) -> dict[str, Any]:
     tables = queries.existing_tables(warehouse)
     return {
-        "runs": queries.runs_since(warehouse, tables, since),
+        "runs": queries.run_rows(queries.runs_since(warehouse, tables, since)),
         "in_flight": queries.batches_in_flight(warehouse, tables, now - IN_FLIGHT_HORIZON),
     }
 

@@ -12,10 +12,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, HTTPException, Query
-from fastapi.encoders import jsonable_encoder
 from fastapi.params import Depends
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from batch_runs_ui import queries
@@ -56,11 +56,10 @@ def create_app(
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
     @app.get("/api/overview")
-    def overview(
-        days: int = Query(90, ge=1, le=3660), limit: int = Query(100, ge=1, le=5000)
-    ) -> JSONResponse:
+    def overview(days: int = Query(90, ge=1, le=3660), limit: int = Query(100, ge=1, le=5000)) -> Response:
         since = clock() - dt.timedelta(days=days)
-        runs = read(lambda wh: queries.runs_since(wh, queries.existing_tables(wh), since), [])
+        read_runs = read(lambda wh: queries.runs_since(wh, queries.existing_tables(wh), since), None)
+        runs = queries.run_rows(read_runs) if read_runs is not None else []  # read after the file is closed
         return _json(
             {
                 "since": since,
@@ -71,7 +70,7 @@ def create_app(
         )
 
     @app.get("/api/inflight")
-    def inflight() -> JSONResponse:
+    def inflight() -> Response:
         now = clock()
         rows = read(
             lambda wh: queries.batches_in_flight(wh, queries.existing_tables(wh), now - IN_FLIGHT_HORIZON), []
@@ -82,7 +81,7 @@ def create_app(
         )
 
     @app.get("/api/run")
-    def run(job: str, run_id: str, sample: int = Query(10, ge=0, le=100)) -> JSONResponse:
+    def run(job: str, run_id: str, sample: int = Query(10, ge=0, le=100)) -> Response:
         def reads(wh: Any) -> dict[str, Any]:
             tables = queries.existing_tables(wh)
             reports = queries.run_reports(wh, tables, job, run_id)
@@ -145,5 +144,7 @@ def _dag_run_path(job: str, run_id: str | None, rest: str = "") -> str | None:
     return f"{path}/{rest}" if rest else path
 
 
-def _json(payload: dict[str, Any]) -> JSONResponse:
-    return JSONResponse(jsonable_encoder(payload), headers={"Cache-Control": "no-store"})
+def _json(payload: dict[str, Any]) -> Response:
+    # orjson writes dates and datetimes itself, many times faster than jsonable_encoder.
+    body = orjson.dumps(payload, default=str, option=orjson.OPT_NON_STR_KEYS)
+    return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})

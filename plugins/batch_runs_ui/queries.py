@@ -13,8 +13,10 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
+
 from llm_batch.warehouse.identifiers import quote_ident, quote_table
-from llm_batch.warehouse.tables import LEDGER_TABLE, RUNS_TABLE
+from llm_batch.warehouse.tables import LEDGER_TABLE, RUNS_SCHEMA, RUNS_TABLE
 
 if TYPE_CHECKING:
     from llm_batch.warehouse import Warehouse
@@ -26,6 +28,7 @@ _RUN_FIGURES = (
     "rows_in",
     "results",
     "failures",
+    "rejected",
     "input_tokens",
     "output_tokens",
 )
@@ -39,7 +42,8 @@ class Figures:
     runs: int = 0
     rows_in: int = 0
     results: int = 0
-    failures: int = 0
+    failures: int = 0  # failed after they were sent
+    rejected: int = 0  # refused before sending (blank text, too long, ...)
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
@@ -75,16 +79,20 @@ def existing_tables(warehouse: Warehouse) -> frozenset[str]:
 
 def runs_since(
     warehouse: Warehouse, tables: frozenset[str], since: dt.datetime, job: str | None = None
-) -> list[dict[str, Any]]:
-    """Run reports written since ``since``, newest first, with their failure reasons read."""
+) -> pa.Table:
+    """Run reports written since ``since``, newest first, as read (:func:`run_rows` reads them after)."""
     if RUNS_TABLE not in tables:
-        return []
-    rows = warehouse.read_arrow(
+        return RUNS_SCHEMA.empty_table()
+    return warehouse.read_arrow(
         f'SELECT * FROM {quote_table(RUNS_TABLE)} WHERE "reported_at" >= :since '
         'AND (CAST(:job AS VARCHAR) IS NULL OR "job" = :job) ORDER BY "reported_at" DESC, "run_id"',
         {"since": since, "job": job},
-    ).to_pylist()
-    return [_run_json(row) for row in rows]
+    )
+
+
+def run_rows(runs: pa.Table) -> list[dict[str, Any]]:
+    """Run report rows as the page shows them: failure reasons read, the money saved added."""
+    return [_run_json(row) for row in runs.to_pylist()]
 
 
 def run_reports(warehouse: Warehouse, tables: frozenset[str], job: str, run_id: str) -> list[dict[str, Any]]:

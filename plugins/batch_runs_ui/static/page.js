@@ -6,6 +6,8 @@ const UI_ROOT = location.pathname.replace(/batch-runs\/.*$/, "");
 const INFLIGHT_EVERY_MS = 5000;
 const OVERVIEW_EVERY_MS = 30000;
 const charts = [];
+// Columns of a result row that say where it came from; the sample shows the answer, its key, batch and tokens.
+const PROVENANCE_HIDDEN = new Set(["table", "custom_id", "request_fingerprint", "prompt_version", "logical_date", "answered_at", "model"]);
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -23,6 +25,7 @@ function el(tag, attrs = {}, ...children) {
 }
 
 const int = (n) => (n ?? 0).toLocaleString("en-US");
+const compact = (n) => (n ?? 0).toLocaleString("en-US", { notation: "compact", maximumFractionDigits: 1 });
 const usd = (n) => "$" + (n ?? 0).toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: (Math.abs(n ?? 0) < 1 ? 4 : 2) });
 const when = (iso) => (iso ? iso.replace("T", " ").slice(0, 19) : "");
 function age(seconds) {
@@ -54,8 +57,9 @@ function figureCards(f, prefix) {
     card("runs", int(f.runs), "", `${prefix}-runs`),
     card("rows in", int(f.rows_in), "", `${prefix}-rows-in`),
     card("results", int(f.results), "", `${prefix}-results`),
-    card("failures", int(f.failures), f.failures ? "fail" : "", `${prefix}-failures`),
-    card("tokens in / out", `${int(f.input_tokens)} / ${int(f.output_tokens)}`, "", `${prefix}-tokens`),
+    card("failed after sending", int(f.failures), f.failures ? "fail" : "", `${prefix}-failures`),
+    card("rejected before sending", int(f.rejected), "", `${prefix}-rejected`),
+    card("tokens in / out", `${compact(f.input_tokens)} / ${compact(f.output_tokens)}`, "", `${prefix}-tokens`),
     card("cost at batch prices", usd(f.cost_usd), "", `${prefix}-cost`),
     card("at synchronous prices", usd(f.sync_cost_usd), "", `${prefix}-sync-cost`),
     card("saved", usd(f.saved_usd), "saved", `${prefix}-saved`),
@@ -70,14 +74,20 @@ function reasonChips(reasons) {
 
 // Charts ------------------------------------------------------------------------------------------
 
-function chartWidth(container) { return Math.max(320, Math.min(560, (container.clientWidth || 1100) / 2 - 24)); }
+function chartWidth() {
+  const room = document.getElementById("jobs").clientWidth - 40;
+  return Math.max(320, Math.floor((room - 24) / 2));
+}
+
+// Half a day either side of the first and last day, so a single day is a bar and not a scale of years.
+const dayRange = (u) => [u.data[0][0] - 43200, u.data[0][u.data[0].length - 1] + 43200];
 
 function dayStamps(days) { return days.map((d) => Date.parse(d.day + "T00:00:00Z") / 1000); }
 
 function rowsChart(job, container) {
   const bars = uPlot.paths.bars({ size: [0.6, 40] });
   const opts = {
-    width: chartWidth(container), height: 200,
+    width: chartWidth(), height: 220,
     series: [
       {},
       { label: "results", stroke: "#3182ce", fill: "rgba(49,130,206,0.35)", paths: bars, points: { show: false } },
@@ -85,7 +95,8 @@ function rowsChart(job, container) {
       { label: "rows in", stroke: "#2d3748", width: 1.5, dash: [4, 3], points: { show: true, size: 4 } },
     ],
     axes: [{}, { size: 60, values: (u, v) => v.map(int) }],
-    scales: { x: { time: true } },
+    legend: { live: false },
+    scales: { x: { time: true, range: dayRange } },
   };
   const d = job.days;
   return new uPlot(opts, [dayStamps(d), d.map((x) => x.results), d.map((x) => x.failures), d.map((x) => x.rows_in)], container);
@@ -97,15 +108,16 @@ function moneyChart(job, container) {
   const cumulative = d.map((x) => (saved += x.saved_usd));
   const money = (u, v) => v.map((x) => (x == null ? "" : usd(x)));
   const opts = {
-    width: chartWidth(container), height: 200,
+    width: chartWidth(), height: 220,
     series: [
       {},
       { label: "at synchronous prices", stroke: "#a0aec0", width: 2, dash: [6, 4], value: (u, v) => (v == null ? "" : usd(v)) },
       { label: "at batch prices", stroke: "#3182ce", width: 2, fill: "rgba(49,130,206,0.15)", value: (u, v) => (v == null ? "" : usd(v)) },
       { label: "saved, running total", stroke: "#38a169", width: 2, scale: "saved", value: (u, v) => (v == null ? "" : usd(v)) },
     ],
+    legend: { live: false },
     axes: [{}, { size: 70, values: money }, { side: 1, scale: "saved", size: 70, grid: { show: false }, stroke: "#38a169", values: money }],
-    scales: { x: { time: true } },
+    scales: { x: { time: true, range: dayRange } },
   };
   return new uPlot(opts, [dayStamps(d), d.map((x) => x.sync_cost_usd), d.map((x) => x.cost_usd), cumulative], container);
 }
@@ -113,7 +125,7 @@ function moneyChart(job, container) {
 // Sections ----------------------------------------------------------------------------------------
 
 function renderOverview(data) {
-  const totals = { runs: 0, rows_in: 0, results: 0, failures: 0, input_tokens: 0, output_tokens: 0, cost_usd: 0, sync_cost_usd: 0, saved_usd: 0 };
+  const totals = { runs: 0, rows_in: 0, results: 0, failures: 0, rejected: 0, input_tokens: 0, output_tokens: 0, cost_usd: 0, sync_cost_usd: 0, saved_usd: 0 };
   for (const job of data.jobs) for (const key of Object.keys(totals)) totals[key] += job.totals[key];
   document.getElementById("totals").replaceChildren(...figureCards(totals, "total"));
 
@@ -168,9 +180,18 @@ function renderInflight(data) {
   box.replaceChildren(el("div", { class: "scroll" }, el("table", {}, el("thead", {}, head), el("tbody", {}, rows))));
 }
 
+const ISO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d/;
+function cell(value) {
+  if (value === null || value === undefined) return "";
+  if (typeof value === "object") return JSON.stringify(value);
+  if (typeof value === "number" && !Number.isInteger(value)) return value.toFixed(value < 1 ? 6 : 2);
+  if (typeof value === "number") return int(value);
+  return ISO_TIME.test(value) ? when(value) : String(value);
+}
+
 function table(rows, columns) {
-  const head = el("tr", {}, columns.map((c) => el("th", {}, c)));
-  const body = rows.map((r) => el("tr", {}, columns.map((c) => el("td", {}, r[c] === null || r[c] === undefined ? "" : typeof r[c] === "object" ? JSON.stringify(r[c]) : String(r[c])))));
+  const head = el("tr", {}, columns.map((c) => el("th", {}, c.replaceAll("_", " "))));
+  const body = rows.map((r) => el("tr", {}, columns.map((c) => el("td", {}, cell(r[c])))));
   return el("div", { class: "scroll" }, el("table", {}, el("thead", {}, head), el("tbody", {}, body)));
 }
 
@@ -195,7 +216,8 @@ async function openRun(job, runId) {
       card("shards", int(run.shards), "", "run-shards"), card("batches", int(run.batch_count), "", "run-batches"),
       card("rounds", int(run.rounds), "", "run-rounds"),
       card("rows in", int(report.rows_in), "", "run-rows-in"), card("results", int(report.results), "", "run-results"),
-      card("failures", int(report.failures), report.failures ? "fail" : "", "run-failures"),
+      card("failed after sending", int(report.failures), report.failures ? "fail" : "", "run-failures"),
+      card("rejected before sending", int(report.rejected), "", "run-rejected"),
       card("tokens in / out", `${int(report.input_tokens)} / ${int(report.output_tokens)}`, "", "run-tokens"),
       card("cost at batch prices", usd(report.cost_usd ?? batchCost), "", "run-cost"),
       card("at synchronous prices", usd(report.sync_cost_usd), "", "run-sync-cost"),
@@ -207,7 +229,7 @@ async function openRun(job, runId) {
       el("div", {}, el("b", {}, g.reason), ` (${g.stage}): ${int(g.count)}`),
       table(g.examples, ["key", "detail"])))) : el("p", { class: "muted" }, "No failure rows."),
     el("h3", {}, `A sample of result rows (${run.results_sample.length})`),
-    run.results_sample.length ? table(run.results_sample, Object.keys(run.results_sample[0])) : el("p", { class: "muted" }, "No result rows for this run's batches."),
+    run.results_sample.length ? table(run.results_sample, Object.keys(run.results_sample[0]).filter((c) => !PROVENANCE_HIDDEN.has(c))) : el("p", { class: "muted" }, "No result rows for this run's batches."),
   );
   box.scrollIntoView({ behavior: "instant", block: "start" });
 }
