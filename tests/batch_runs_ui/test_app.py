@@ -100,7 +100,7 @@ def test_overview_sums_each_jobs_runs_per_day_and_prices_them(warehouses, tmp_pa
     sentiment_reports = [w.report for w in written[:2]]
     totals = by_job["review_sentiment"]["totals"]
     assert totals["runs"] == 2
-    for figure in ("rows_in", "results", "failures", "input_tokens", "output_tokens"):
+    for figure in ("rows_in", "results", "failures", "rejected", "input_tokens", "output_tokens"):
         assert totals[figure] == sum(getattr(r, figure) for r in sentiment_reports)
     assert totals["cost_usd"] == pytest.approx(sum(r.cost_usd for r in sentiment_reports))
     assert totals["sync_cost_usd"] == pytest.approx(sum(r.sync_cost_usd for r in sentiment_reports))
