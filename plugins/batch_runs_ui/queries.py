@@ -115,13 +115,17 @@ def _run_json(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def jobs_over_time(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per job, per UTC day a run reported: its figures, and the job's totals. Dry runs cost nothing."""
+    """Per job, per day of data (the first day of each run's window): figures and the job's totals.
+
+    A backfill of last month lands on last month's days, not on the day it ran. Dry runs cost nothing.
+    """
     days: dict[str, dict[dt.date, Figures]] = {}
     totals: dict[str, Figures] = {}
     for run in runs:
         if run["dry_run"]:
             continue
-        day = run["reported_at"].date()
+        window = window_of(run["window"])
+        day = window[0] if window else run["reported_at"].date()
         days.setdefault(run["job"], {}).setdefault(day, Figures()).add(run)
         totals.setdefault(run["job"], Figures()).add(run)
     return [

@@ -67,11 +67,8 @@ def figure(frame, testid: str) -> str:
 
 
 def money(value: float) -> str:
-    """As the page writes dollars: two decimals, up to four below a dollar."""
-    if abs(value) >= 1:
-        return f"${value:,.2f}"
-    whole, decimals = f"{value:.4f}".rstrip("0").split(".")
-    return f"${whole}.{decimals.ljust(2, '0')}"
+    """As the page writes dollars: four decimals below a dollar, two above."""
+    return f"${value:,.4f}" if abs(value) < 1 else f"${value:,.2f}"
 
 
 def test_the_pages_numbers_are_the_warehouses_after_a_run(local_stack, page):

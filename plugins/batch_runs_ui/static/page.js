@@ -3,7 +3,8 @@
 
 // Airflow's UI root: this page is served at <root>batch-runs/ and shown in an iframe of the UI.
 const UI_ROOT = location.pathname.replace(/batch-runs\/.*$/, "");
-const INFLIGHT_EVERY_MS = 5000;
+// Each read opens the warehouse for milliseconds; a hidden tab does not read at all.
+const INFLIGHT_EVERY_MS = 10000;
 const OVERVIEW_EVERY_MS = 30000;
 const charts = [];
 // Columns of a result row that say where it came from; the sample shows the answer, its key, batch and tokens.
@@ -26,7 +27,11 @@ function el(tag, attrs = {}, ...children) {
 
 const int = (n) => (n ?? 0).toLocaleString("en-US");
 const compact = (n) => (n ?? 0).toLocaleString("en-US", { notation: "compact", maximumFractionDigits: 1 });
-const usd = (n) => "$" + (n ?? 0).toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: (Math.abs(n ?? 0) < 1 ? 4 : 2) });
+// Four decimals below a dollar (a day of a small job costs cents), two above.
+function usd(n) {
+  const digits = Math.abs(n ?? 0) < 1 ? 4 : 2;
+  return "$" + (n ?? 0).toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
 const when = (iso) => (iso ? iso.replace("T", " ").slice(0, 19) : "");
 function age(seconds) {
   const h = Math.floor(seconds / 3600), m = Math.floor((seconds % 3600) / 60);
@@ -48,8 +53,8 @@ async function getJSON(path) {
 
 function showStatus(text) { document.getElementById("status").textContent = text; }
 
-function card(label, value, kind, testid) {
-  return el("div", { class: "card " + (kind || ""), "data-testid": testid }, el("div", { class: "label" }, label), el("div", { class: "value" }, value));
+function card(label, value, kind, testid, title) {
+  return el("div", { class: "card " + (kind || ""), "data-testid": testid, title }, el("div", { class: "label" }, label), el("div", { class: "value" }, value));
 }
 
 function figureCards(f, prefix) {
@@ -57,11 +62,11 @@ function figureCards(f, prefix) {
     card("runs", int(f.runs), "", `${prefix}-runs`),
     card("rows in", int(f.rows_in), "", `${prefix}-rows-in`),
     card("results", int(f.results), "", `${prefix}-results`),
-    card("failed after sending", int(f.failures), f.failures ? "fail" : "", `${prefix}-failures`),
-    card("rejected before sending", int(f.rejected), "", `${prefix}-rejected`),
-    card("tokens in / out", `${compact(f.input_tokens)} / ${compact(f.output_tokens)}`, "", `${prefix}-tokens`),
-    card("cost at batch prices", usd(f.cost_usd), "", `${prefix}-cost`),
-    card("at synchronous prices", usd(f.sync_cost_usd), "", `${prefix}-sync-cost`),
+    card("failed", int(f.failures), f.failures ? "fail" : "", `${prefix}-failures`, "requests that failed after they were sent"),
+    card("rejected", int(f.rejected), "", `${prefix}-rejected`, "rows refused before sending: blank or too long"),
+    card("tokens in / out", `${compact(f.input_tokens)} / ${compact(f.output_tokens)}`, "wide", `${prefix}-tokens`),
+    card("at batch prices", usd(f.cost_usd), "", `${prefix}-cost`, "what the runs cost through the Batch API"),
+    card("at sync prices", usd(f.sync_cost_usd), "", `${prefix}-sync-cost`, "what the same tokens cost through the synchronous API"),
     card("saved", usd(f.saved_usd), "saved", `${prefix}-saved`),
   ];
 }
@@ -141,8 +146,8 @@ function renderOverview(data) {
         el("h3", {}, job.job, " ", el("a", { href: UI_ROOT + "dags/" + encodeURIComponent(job.job), target: "_top", class: "muted" }, "DAG")),
         el("div", { class: "cards" }, figureCards(job.totals, `job-${job.job}`)),
         el("div", { class: "charts" },
-          el("div", {}, el("div", { class: "chart-title" }, "Rows per day: results and failures"), rows),
-          el("div", {}, el("div", { class: "chart-title" }, "Cost per day, and the money saved"), money)),
+          el("div", {}, el("div", { class: "chart-title" }, "Rows per day of data: results and failures"), rows),
+          el("div", {}, el("div", { class: "chart-title" }, "Cost per day of data, and the money saved"), money)),
         el("div", { class: "chart-title" }, "Failures by reason"), reasonChips(job.totals.reasons));
       jobs.append(section);
       charts.push(rowsChart(job, rows), moneyChart(job, money));
@@ -165,7 +170,7 @@ function renderInflight(data) {
   const box = document.getElementById("inflight");
   document.getElementById("inflight-count").textContent = `(${data.batches.length})`;
   if (!data.batches.length) { box.replaceChildren(el("p", { class: "muted" }, "No batch in flight.")); return; }
-  const head = el("tr", {}, ["job", "window", "shard", "round", "batch", "status", "progress", "completed / failed / total", "age (of the 24 h window)", ""].map((h) => el("th", {}, h)));
+  const head = el("tr", {}, ["job", "window", "shard", "round", "batch", "status", "progress", "done / failed / total", "age (share of 24 h)", ""].map((h) => el("th", {}, h)));
   const rows = data.batches.map((b) => {
     const done = b.total ? (100 * b.completed) / b.total : 0, failed = b.total ? (100 * b.failed) / b.total : 0;
     return el("tr", { "data-batch-id": b.batch_id || "" },
@@ -175,7 +180,7 @@ function renderInflight(data) {
       el("td", {}, el("div", { class: "bar" }, el("div", { class: "done", style: `width:${done}%` }), el("div", { class: "failed", style: `width:${failed}%` }))),
       el("td", { class: "num", "data-testid": "progress" }, `${int(b.completed)} / ${int(b.failed)} / ${int(b.total)}`),
       el("td", { class: "age" + (b.window_share > 0.75 ? " late" : "") }, `${age(b.age_seconds)} (${Math.round(100 * b.window_share)} %)`),
-      el("td", {}, uiLink(b.task_path, "waiting task")));
+      el("td", {}, uiLink(b.task_path, "task")));
   });
   box.replaceChildren(el("div", { class: "scroll" }, el("table", {}, el("thead", {}, head), el("tbody", {}, rows))));
 }
@@ -184,7 +189,7 @@ const ISO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d/;
 function cell(value) {
   if (value === null || value === undefined) return "";
   if (typeof value === "object") return JSON.stringify(value);
-  if (typeof value === "number" && !Number.isInteger(value)) return value.toFixed(value < 1 ? 6 : 2);
+  if (typeof value === "number" && !Number.isInteger(value)) return String(Number(value.toFixed(6)));
   if (typeof value === "number") return int(value);
   return ISO_TIME.test(value) ? when(value) : String(value);
 }
@@ -216,11 +221,11 @@ async function openRun(job, runId) {
       card("shards", int(run.shards), "", "run-shards"), card("batches", int(run.batch_count), "", "run-batches"),
       card("rounds", int(run.rounds), "", "run-rounds"),
       card("rows in", int(report.rows_in), "", "run-rows-in"), card("results", int(report.results), "", "run-results"),
-      card("failed after sending", int(report.failures), report.failures ? "fail" : "", "run-failures"),
-      card("rejected before sending", int(report.rejected), "", "run-rejected"),
-      card("tokens in / out", `${int(report.input_tokens)} / ${int(report.output_tokens)}`, "", "run-tokens"),
-      card("cost at batch prices", usd(report.cost_usd ?? batchCost), "", "run-cost"),
-      card("at synchronous prices", usd(report.sync_cost_usd), "", "run-sync-cost"),
+      card("failed", int(report.failures), report.failures ? "fail" : "", "run-failures", "requests that failed after they were sent"),
+      card("rejected", int(report.rejected), "", "run-rejected", "rows refused before sending: blank or too long"),
+      card("tokens in / out", `${compact(report.input_tokens)} / ${compact(report.output_tokens)}`, "wide", "run-tokens"),
+      card("at batch prices", usd(report.cost_usd ?? batchCost), "", "run-cost"),
+      card("at sync prices", usd(report.sync_cost_usd), "", "run-sync-cost"),
       card("saved", usd(report.saved_usd), "saved", "run-saved")),
     el("h3", {}, "Batches"),
     table(run.batches, ["attempt", "shard", "batch_id", "status", "requests", "completed", "failed", "input_tokens", "output_tokens", "cost_usd", "submitted_at", "finished_at"]),
@@ -237,6 +242,10 @@ async function openRun(job, runId) {
 // Refresh -----------------------------------------------------------------------------------------
 
 async function refresh(path, render, every) {
+  if (document.hidden) {
+    setTimeout(() => refresh(path, render, every), every);
+    return;
+  }
   try {
     render(await getJSON(path()));
     showStatus(`updated ${new Date().toLocaleTimeString()}`);
