@@ -39,13 +39,14 @@ def render(data: dict[str, Any], last: int, now: dt.datetime) -> str:
     jobs = queries.jobs_over_time(data["runs"])
     lines.append(f"Jobs ({len(data['runs'])} runs in the period)")
     lines.append(
-        f"  {'job':<22} {'runs':>5} {'rows in':>9} {'results':>9} {'failures':>8} "
+        f"  {'job':<22} {'runs':>5} {'rows in':>9} {'results':>9} {'failures':>8} {'rejected':>8} "
         f"{'batch $':>10} {'sync $':>10} {'saved $':>10}"
     )
     for job in jobs:
         t = job["totals"]
         lines.append(
             f"  {job['job']:<22} {t['runs']:>5} {t['rows_in']:>9,} {t['results']:>9,} {t['failures']:>8,} "
+            f"{t['rejected']:>8,} "
             f"{t['cost_usd']:>10.4f} {t['sync_cost_usd']:>10.4f} {t['saved_usd']:>10.4f}"
         )
         if t["reasons"]:

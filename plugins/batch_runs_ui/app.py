@@ -26,6 +26,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 BATCH_WINDOW = dt.timedelta(hours=24)
 # A submission left unfinished longer than the window and the time to land it was abandoned.
 IN_FLIGHT_HORIZON = dt.timedelta(hours=27)
+LIVE_LOOKUPS = 50  # batches asked of the provider per request; the rest show the ledger's view
 
 
 def utcnow() -> dt.datetime:
@@ -75,7 +76,9 @@ def create_app(
         rows = read(
             lambda wh: queries.batches_in_flight(wh, queries.existing_tables(wh), now - IN_FLIGHT_HORIZON), []
         )
-        live = batch_progress([r["batch_id"] for r in rows if r["batch_id"]]) if batch_progress else {}
+        # After the warehouse is closed: the provider may take a moment to answer.
+        asked = [r["batch_id"] for r in rows if r["batch_id"]][:LIVE_LOOKUPS]
+        live = batch_progress(asked) if batch_progress else {}
         return _json(
             {"now": now, "batches": [_in_flight(row, live.get(row["batch_id"]), now) for row in rows]}
         )
