@@ -128,6 +128,7 @@ def test_a_run_triggered_from_the_form_appears_on_the_page(local_stack, page):
     dialog.get_by_role("button", name="Advanced Options").click()
     dialog.locator("[name=dagRunId]").fill(run_id)
     dialog.get_by_role("button", name="Trigger").last.click()
+    page.wait_for_url(re.compile(f"/runs/{run_id}"))  # the form has created the run
     finished = local_stack.api.wait_for_run(DAG_ID, run_id, timeout=600)
     assert finished["state"] == "success"
     assert finished["conf"]["start_date"] == day.isoformat() and int(finished["conf"]["row_limit"]) == 60
