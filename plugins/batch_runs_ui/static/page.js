@@ -84,6 +84,14 @@ function chartWidth() {
   return Math.max(320, Math.floor((room - 24) / 2));
 }
 
+// The time axis in whole days, labelled by date.
+const DAY = 86400;
+const dayAxis = {
+  space: 50,
+  incrs: [DAY, 2 * DAY, 7 * DAY, 14 * DAY, 30 * DAY, 91 * DAY],
+  values: (u, ticks) => ticks.map((t) => new Date(t * 1000).toISOString().slice(5, 10)),
+};
+
 // Half a day either side of the first and last day, so a single day is a bar and not a scale of years.
 const dayRange = (u) => [u.data[0][0] - 43200, u.data[0][u.data[0].length - 1] + 43200];
 
@@ -99,7 +107,7 @@ function rowsChart(job, container) {
       { label: "failures", stroke: "#e53e3e", fill: "rgba(229,62,62,0.6)", paths: bars, points: { show: false } },
       { label: "rows in", stroke: "#2d3748", width: 1.5, dash: [4, 3], points: { show: true, size: 4 } },
     ],
-    axes: [{}, { size: 60, values: (u, v) => v.map(int) }],
+    axes: [dayAxis, { size: 60, values: (u, v) => v.map(int) }],
     legend: { live: false },
     scales: { x: { time: true, range: dayRange } },
   };
@@ -121,7 +129,7 @@ function moneyChart(job, container) {
       { label: "saved, running total", stroke: "#38a169", width: 2, scale: "saved", value: (u, v) => (v == null ? "" : usd(v)) },
     ],
     legend: { live: false },
-    axes: [{}, { size: 70, values: money }, { side: 1, scale: "saved", size: 70, grid: { show: false }, stroke: "#38a169", values: money }],
+    axes: [dayAxis, { size: 70, values: money }, { side: 1, scale: "saved", size: 70, grid: { show: false }, stroke: "#38a169", values: money }],
     scales: { x: { time: true, range: dayRange } },
   };
   return new uPlot(opts, [dayStamps(d), d.map((x) => x.sync_cost_usd), d.map((x) => x.cost_usd), cumulative], container);
