@@ -13,6 +13,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.e2e.conftest import DAG_ID, PROJECT, TODAY
@@ -114,6 +115,10 @@ def test_the_pages_numbers_are_the_warehouses_after_a_run(local_stack, page):
     # A sample of the run's rows, and its rows rejected before sending grouped by reason.
     sample_keys = frame.locator("#run-detail table").last.locator("tbody tr")
     assert sample_keys.count() == min(10, run_results)
+
+    # The page's JSON asks for the UI's login: without it, nothing.
+    anonymous = httpx.get(f"{local_stack.stack.api_url}/batch-runs/api/overview", timeout=30)
+    assert anonymous.status_code in (401, 403), anonymous.text
 
 
 def test_a_run_triggered_from_the_form_appears_on_the_page(local_stack, page):
