@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 DATA_DIR ?= .local/data
 
-.PHONY: venv lock lint test test-fast test-e2e-at demo up up-celery down server bench clean
+.PHONY: venv lock lint test test-fast test-e2e-at chromium demo up up-celery down status logs report server bench clean
 
 venv: $(VENV)/.installed
 
@@ -25,8 +25,12 @@ lint: venv
 	$(BIN)/ruff format --check .
 	PYTHONPATH=.:plugins $(BIN)/lint-imports --no-cache --no-logo
 
-test: venv lint
+test: venv lint chromium
 	$(BIN)/python -m pytest
+
+# The browser tests drive Debian's chromium (never a downloaded browser build).
+chromium:
+	command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium)
 
 test-fast: venv
 	$(BIN)/python -m pytest -m "not slow"
@@ -47,6 +51,17 @@ up-celery: venv
 
 down: venv
 	$(BIN)/python -m include.stack down
+
+# The stack's processes and restarts; the tail of each process's log (LINES=40); the last runs and their money.
+status: venv
+	$(BIN)/python -m include.stack status
+
+LINES ?= 40
+logs: venv
+	$(BIN)/python -m include.stack logs --lines $(LINES)
+
+report: venv
+	PYTHONPATH=.:plugins $(BIN)/python -m include.batch_runs_report
 
 server: venv
 	$(BIN)/python -m local_batch_api --data-dir $(DATA_DIR)/server

@@ -377,13 +377,14 @@ def _alive(pid: int) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m include.stack", description=__doc__)
-    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("command", choices=["up", "down", "status", "logs"])
     parser.add_argument("--root", type=Path, default=Path(".local/stack"))
     parser.add_argument("--executor", choices=["local", "celery"], default="local")
     parser.add_argument("--postgres", action="store_true", help="metadata DB and warehouse on PostgreSQL")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--api-port", type=int, default=8080)
     parser.add_argument("--batch-api-port", type=int, default=8765)
+    parser.add_argument("--lines", type=int, default=40, help="logs: lines of each process's log")
     args = parser.parse_args(argv)
     settings = StackSettings(
         root=args.root,
@@ -398,6 +399,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "down":
         stack.down()
         print("stack stopped")
+    elif args.command == "logs":
+        names = sorted(p.stem for p in (stack.root / "logs").glob("*.log"))
+        print(
+            "\n\n".join(stack.log_tail(name, args.lines) for name in names) or "no logs yet: `make up` first"
+        )
     elif args.command == "status":
         restarts: dict[str, int] = {}
         for event in stack.restarts():
@@ -405,6 +411,12 @@ def main(argv: list[str] | None = None) -> int:
         for name, pid in stack.processes().items():
             state = "running" if _alive(pid) else "stopped"
             print(f"{name:<14} supervisor pid {pid:<8} {state:<8} restarts {restarts.get(name, 0)}")
+        if not stack.processes():
+            print("no stack is running: `make up` starts one")
+        else:
+            print(
+                f"UI: {stack.api_url}  Batch runs page: {stack.api_url}/batch-runs/  (`make report` prints it)"
+            )
     else:
         if args.postgres:
             for dsn in (settings.postgres_dsn, settings.warehouse_dsn):

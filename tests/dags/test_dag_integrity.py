@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -77,3 +78,38 @@ def test_the_plugin_manager_leaves_the_library_alone():
 
     scanned = [Path(p) for p in find_path_from_directory(PROJECT / "plugins", ".airflowignore")]
     assert not [p for p in scanned if "llm_batch" in p.parts]
+
+
+def test_the_batch_runs_page_plugin_loads_without_errors(tmp_path):
+    """The plugin manager finds the page's entry alone (not its package) and logs no error loading it."""
+    from airflow._shared.module_loading import find_path_from_directory
+
+    scanned = [Path(p) for p in find_path_from_directory(PROJECT / "plugins", ".airflowignore")]
+    assert [p.name for p in scanned if p.suffix == ".py"] == ["batch_runs_page.py"]
+    code = (
+        "import json, logging, sys; sys.path[:0] = [sys.argv[1], sys.argv[2]];"
+        "errors = []; handler = logging.Handler(logging.ERROR); handler.emit = errors.append;"
+        "logging.getLogger().addHandler(handler);"
+        "from airflow import plugins_manager as pm; plugins, import_errors = pm._get_plugins();"
+        "apps, _ = pm.get_fastapi_plugins(); views, _ = pm._get_ui_plugins();"
+        "print(json.dumps({'errors': [r.getMessage() for r in errors], 'import_errors': import_errors,"
+        "'apps': [a['url_prefix'] for a in apps], 'views': views}))"
+    )
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT / "plugins"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(PROJECT), str(PROJECT / "plugins")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert loaded["errors"] == [] and loaded["import_errors"] == {}
+    assert "/batch-runs" in loaded["apps"]
+    (view,) = [v for v in loaded["views"] if v["url_route"] == "batch-runs"]
+    assert view["href"] == "/batch-runs/" and view["destination"] == "nav"
