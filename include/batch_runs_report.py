@@ -19,11 +19,13 @@ from batch_runs_ui.app import IN_FLIGHT_HORIZON, utcnow
 from batch_runs_ui.reading import NoWarehouseYet, WarehouseBusy, read_briefly
 from llm_batch.warehouse import Warehouse, duckdb_warehouse, postgres_warehouse
 
+REPORT_PATIENCE_SECONDS = 10.0  # how long the command waits for a file a writer holds
+
 
 def opener(where: str):
     if where.startswith(("postgresql://", "postgres://")):
         return lambda: postgres_warehouse(where)
-    return lambda: duckdb_warehouse(where, read_only=True)
+    return lambda: duckdb_warehouse(where, read_only=True, lock_wait_seconds=REPORT_PATIENCE_SECONDS)
 
 
 def read_all(warehouse: Warehouse, since: dt.datetime, now: dt.datetime) -> dict[str, Any]:
@@ -90,9 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     where = args.warehouse or str(args.root / "warehouse.duckdb")
     now = utcnow()
     try:
-        data = read_briefly(
-            opener(where), lambda wh: read_all(wh, now - dt.timedelta(days=args.days), now), 10.0
-        )
+        data = read_briefly(opener(where), lambda wh: read_all(wh, now - dt.timedelta(days=args.days), now))
     except NoWarehouseYet:
         print(f"no warehouse at {where} yet: start the stack (`make up`) and let a run finish")
         return 1

@@ -22,11 +22,12 @@ def _app():
 
     from batch_runs_ui.app import create_app
     from batch_runs_ui.live import provider_progress
+    from batch_runs_ui.reading import PATIENCE_SECONDS
     from llm_batch.backends.openai_backend import OpenAIBatchBackend
     from llm_batch.warehouse import warehouse_for_conn_id
 
     return create_app(
-        lambda: warehouse_for_conn_id(WAREHOUSE_CONN_ID, read_only=True),
+        lambda: warehouse_for_conn_id(WAREHOUSE_CONN_ID, read_only=True, lock_wait_seconds=PATIENCE_SECONDS),
         batch_progress=provider_progress(lambda: OpenAIBatchBackend(OPENAI_CONN_ID)),
         dependencies=[Depends(requires_access_dag(method="GET"))],
     )

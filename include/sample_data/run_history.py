@@ -19,8 +19,9 @@ import pyarrow.compute as pc
 
 from llm_batch.handoffs import RunReport, ShardOutcome
 from llm_batch.ledger import BatchLedger, LedgerEntry
-from llm_batch.pipeline import RunWindow, load_run
-from llm_batch.pricing import cost_of
+from llm_batch.load import load_run
+from llm_batch.pricing import cost_of, total
+from llm_batch.run_window import RunWindow
 from llm_batch.storage import ObjectStoragePath, write_table
 from llm_batch.warehouse import queries
 from llm_batch.warehouse.tables import FAILURE_SCHEMA, results_schema
@@ -266,11 +267,12 @@ def _report(
         rounds=run.rounds,
         input_tokens=sum(o.input_tokens for o in outcomes),
         output_tokens=sum(o.output_tokens for o in outcomes),
-        cost_usd=round(sum(o.cost_usd for o in outcomes), 6),
-        sync_cost_usd=round(sum(o.sync_cost_usd for o in outcomes), 6),
+        cost_usd=total([o.cost_usd for o in outcomes]),
+        sync_cost_usd=total([o.sync_cost_usd for o in outcomes]),
         estimated_cost_usd=0.0,
         estimated_sync_cost_usd=0.0,
         failure_share=round(failures / requests, 4) if requests else 0.0,
+        model=job.model,
     )
 
 

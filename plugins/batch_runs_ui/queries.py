@@ -46,16 +46,20 @@ class Figures:
     rejected: int = 0  # refused before sending (blank text, too long, ...)
     input_tokens: int = 0
     output_tokens: int = 0
-    cost_usd: float = 0.0
+    cost_usd: float = 0.0  # of the priced runs
     sync_cost_usd: float = 0.0
+    unpriced_runs: int = 0  # runs of a model with no known price: their cost is unknown, not zero
     reasons: dict[str, int] = field(default_factory=dict)
 
     def add(self, run: dict[str, Any]) -> None:
         self.runs += 1
         for name in _RUN_FIGURES:
             setattr(self, name, getattr(self, name) + int(run[name] or 0))
-        self.cost_usd += float(run["cost_usd"] or 0)
-        self.sync_cost_usd += float(run["sync_cost_usd"] or 0)
+        if run["cost_usd"] is None or run["sync_cost_usd"] is None:
+            self.unpriced_runs += 1
+        else:
+            self.cost_usd += float(run["cost_usd"])
+            self.sync_cost_usd += float(run["sync_cost_usd"])
         self.reasons = dict(Counter(self.reasons) + Counter(run["failure_reasons"]))
 
     def to_json(self) -> dict[str, Any]:
@@ -110,7 +114,8 @@ def run_reports(warehouse: Warehouse, tables: frozenset[str], job: str, run_id: 
 def _run_json(row: dict[str, Any]) -> dict[str, Any]:
     row = dict(row)
     row["failure_reasons"] = json.loads(row["failure_reasons"] or "{}")
-    row["saved_usd"] = round(float(row["sync_cost_usd"] or 0) - float(row["cost_usd"] or 0), 6)
+    priced = row["cost_usd"] is not None and row["sync_cost_usd"] is not None
+    row["saved_usd"] = round(row["sync_cost_usd"] - row["cost_usd"], 6) if priced else None
     return row
 
 
@@ -247,7 +252,7 @@ def _batch_among() -> str:
 
 
 def window_of(label: str) -> tuple[dt.date, dt.date] | None:
-    """The days a window label covers (``llm_batch.pipeline.RunWindow.label``), end exclusive."""
+    """The days a window label covers (``llm_batch.run_window.RunWindow.label``), end exclusive."""
     try:
         if "--" in label:
             first, end = label.split("--", 1)

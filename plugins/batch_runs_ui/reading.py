@@ -8,7 +8,6 @@ and then says the warehouse is busy, rather than wait on the pipeline.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -16,6 +15,7 @@ if TYPE_CHECKING:
     from llm_batch.warehouse import Warehouse
 
 T = TypeVar("T")
+PATIENCE_SECONDS = 0.5  # how long a page read waits for a file a writer holds
 WarehouseOpener = Callable[[], "Warehouse"]
 
 
@@ -27,26 +27,24 @@ class NoWarehouseYet(LookupError):
     """The DuckDB file does not exist yet: no run has written anything."""
 
 
-def read_briefly(
-    open_warehouse: WarehouseOpener, reads: Callable[[Warehouse], T], patience: float = 0.5
-) -> T:
-    """``reads(warehouse)`` on a warehouse opened for it alone and closed right after."""
+def read_briefly(open_warehouse: WarehouseOpener, reads: Callable[[Warehouse], T]) -> T:
+    """``reads(warehouse)`` on a warehouse opened for it alone and closed right after.
+
+    The opener bounds the wait for a file a writer holds (``PATIENCE_SECONDS``): past it, the
+    page says the warehouse is busy rather than wait on the pipeline.
+    """
     import duckdb
 
-    deadline = time.monotonic() + patience
-    pause = 0.02
-    while True:
-        try:
-            with open_warehouse() as warehouse:
-                return reads(warehouse)
-        except duckdb.IOException as exc:
-            if "does not exist" in str(exc):
-                raise NoWarehouseYet(str(exc)) from exc
-            if "lock" not in str(exc).lower():
-                raise
-            if time.monotonic() >= deadline:
-                raise WarehouseBusy(
-                    "the pipeline is writing to the warehouse right now; the page reads again shortly"
-                ) from exc
-            time.sleep(pause)
-            pause = min(pause * 2, 0.2)
+    from llm_batch.warehouse.duckdb_db import DuckDBFileLocked
+
+    try:
+        with open_warehouse() as warehouse:
+            return reads(warehouse)
+    except DuckDBFileLocked as exc:
+        raise WarehouseBusy(
+            "the pipeline is writing to the warehouse right now; the page reads again shortly"
+        ) from exc
+    except duckdb.IOException as exc:
+        if "does not exist" in str(exc):
+            raise NoWarehouseYet(str(exc)) from exc
+        raise

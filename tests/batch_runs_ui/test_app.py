@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from psycopg.conninfo import make_conninfo
 
 from batch_runs_ui.app import create_app
 from batch_runs_ui.live import provider_progress
+from batch_runs_ui.reading import PATIENCE_SECONDS
 from include.sample_data.run_history import PastRun, WrittenRun, write_in_flight, write_run
 from llm_batch.backends.openai_backend import OpenAIBatchBackend
 from llm_batch.warehouse import Warehouse, duckdb_warehouse, postgres_warehouse
@@ -41,7 +43,7 @@ class Warehouses:
 
     def reader(self) -> Warehouse:
         if self.kind == "duckdb":
-            return duckdb_warehouse(self.where, read_only=True)
+            return duckdb_warehouse(self.where, read_only=True, lock_wait_seconds=PATIENCE_SECONDS)
         return postgres_warehouse(self.where)
 
 
@@ -111,6 +113,19 @@ def test_overview_sums_each_jobs_runs_per_day_and_prices_them(warehouses, tmp_pa
     assert [d["day"] for d in days] == sorted(d["day"] for d in days) and len(days) == 2
     assert [d["results"] for d in days] == [r.results for r in sentiment_reports]
     assert data["runs"][0]["run_id"] in {w.report.run_id for w in written[1:3]}  # newest first
+
+
+def test_a_run_of_an_unpriced_model_is_counted_apart_never_as_zero(warehouses, tmp_path):
+    house_model = dataclasses.replace(SENTIMENT, model="house-model-7")
+    written = seed(warehouses, tmp_path / "files", [(SENTIMENT, past_run(3)), (house_model, past_run(2))])
+    data = page(warehouses).get("/api/overview", params={"days": 90}).json()
+
+    (job,) = data["jobs"]
+    priced = written[0].report
+    assert job["totals"]["runs"] == 2 and job["totals"]["unpriced_runs"] == 1
+    assert job["totals"]["cost_usd"] == pytest.approx(priced.cost_usd)
+    unpriced = next(run for run in data["runs"] if run["model"] == "house-model-7")
+    assert unpriced["cost_usd"] is None and unpriced["saved_usd"] is None
 
 
 def test_the_runs_list_is_cut_to_the_limit_but_the_count_is_whole(warehouses, tmp_path):

@@ -80,12 +80,15 @@ def test_the_plugin_manager_leaves_the_library_alone():
     assert not [p for p in scanned if "llm_batch" in p.parts]
 
 
-def test_the_batch_runs_page_plugin_loads_without_errors(tmp_path):
-    """The plugin manager finds the page's entry alone (not its package) and logs no error loading it."""
+def test_the_project_plugins_load_without_errors(tmp_path):
+    """The plugin manager finds the plugins' entries alone (not their packages) and logs no error loading them."""
     from airflow._shared.module_loading import find_path_from_directory
 
     scanned = [Path(p) for p in find_path_from_directory(PROJECT / "plugins", ".airflowignore")]
-    assert [p.name for p in scanned if p.suffix == ".py"] == ["batch_runs_page.py"]
+    assert sorted(p.name for p in scanned if p.suffix == ".py") == [
+        "batch_runs_page.py",
+        "llm_batch_run_notes.py",
+    ]
     code = (
         "import json, logging, sys; sys.path[:0] = [sys.argv[1], sys.argv[2]];"
         "errors = []; handler = logging.Handler(logging.ERROR); handler.emit = errors.append;"

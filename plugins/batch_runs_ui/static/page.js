@@ -29,6 +29,7 @@ const int = (n) => (n ?? 0).toLocaleString("en-US");
 const compact = (n) => (n ?? 0).toLocaleString("en-US", { notation: "compact", maximumFractionDigits: 1 });
 // Four decimals below a dollar (a day of a small job costs cents), two above.
 function usd(n) {
+  if (n === null) return "unpriced"; // a model with no known price: unknown, never zero
   const digits = Math.abs(n ?? 0) < 1 ? 4 : 2;
   return "$" + (n ?? 0).toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
 }
@@ -65,7 +66,7 @@ function figureCards(f, prefix) {
     card("failed", int(f.failures), f.failures ? "fail" : "", `${prefix}-failures`, "requests that failed after they were sent"),
     card("rejected", int(f.rejected), "", `${prefix}-rejected`, "rows refused before sending: blank or too long"),
     card("tokens in / out", `${compact(f.input_tokens)} / ${compact(f.output_tokens)}`, "wide", `${prefix}-tokens`),
-    card("at batch prices", usd(f.cost_usd), "", `${prefix}-cost`, "what the runs cost through the Batch API"),
+    card("at batch prices", usd(f.cost_usd) + (f.unpriced_runs ? ` + ${int(f.unpriced_runs)} unpriced` : ""), "", `${prefix}-cost`, "what the runs cost through the Batch API; runs of a model with no known price are counted apart"),
     card("at sync prices", usd(f.sync_cost_usd), "", `${prefix}-sync-cost`, "what the same tokens cost through the synchronous API"),
     card("saved", usd(f.saved_usd), "saved", `${prefix}-saved`),
   ];
@@ -138,7 +139,7 @@ function moneyChart(job, container) {
 // Sections ----------------------------------------------------------------------------------------
 
 function renderOverview(data) {
-  const totals = { runs: 0, rows_in: 0, results: 0, failures: 0, rejected: 0, input_tokens: 0, output_tokens: 0, cost_usd: 0, sync_cost_usd: 0, saved_usd: 0 };
+  const totals = { runs: 0, rows_in: 0, results: 0, failures: 0, rejected: 0, input_tokens: 0, output_tokens: 0, cost_usd: 0, sync_cost_usd: 0, saved_usd: 0, unpriced_runs: 0 };
   for (const job of data.jobs) for (const key of Object.keys(totals)) totals[key] += job.totals[key];
   document.getElementById("totals").replaceChildren(...figureCards(totals, "total"));
 

@@ -25,20 +25,25 @@ if TYPE_CHECKING:
 _LIBPQ_KEYWORDS = frozenset(option.keyword.decode() for option in pq.Conninfo.get_defaults())
 
 
-def warehouse_for_conn_id(conn_id: str, read_only: bool = False) -> Warehouse:
+def warehouse_for_conn_id(
+    conn_id: str, read_only: bool = False, *, lock_wait_seconds: float | None = None
+) -> Warehouse:
     """The warehouse an Airflow connection describes: conn_type ``duckdb`` or ``postgres``.
 
     DuckDB: the database file is the connection's ``host`` (else extra ``path``, else ``schema``).
     PostgreSQL: host, port, login, password and ``schema`` as the database name, plus the libpq
     options of the extra such as ``sslmode``, and an IAM token when extra ``iam`` asks for one.
     ``read_only`` opens a DuckDB file for reading only, so several readers may share it;
-    PostgreSQL needs no such care and ignores it.
+    PostgreSQL needs no such care and ignores it. ``lock_wait_seconds`` bounds how long a DuckDB
+    open waits for a file another process holds (default: ``LLM_BATCH_DUCKDB_LOCK_WAIT_SECONDS``).
     """
     from airflow.sdk import BaseHook  # here, so that importing this module does not start Airflow
 
     conn = BaseHook.get_connection(conn_id)
     if conn.conn_type == "duckdb":
-        return duckdb_warehouse(duckdb_path(conn_id), read_only=read_only)
+        return duckdb_warehouse(
+            duckdb_path(conn_id), read_only=read_only, lock_wait_seconds=lock_wait_seconds
+        )
     if conn.conn_type in ("postgres", "postgresql"):
         return postgres_warehouse(postgres_dsn(conn_id, conn))
     raise ValueError(

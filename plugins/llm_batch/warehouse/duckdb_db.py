@@ -180,9 +180,11 @@ def _run(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None
     return con.rowcount
 
 
-def duckdb_warehouse(path: str | Path, read_only: bool = False) -> DuckDBWarehouse:
+def duckdb_warehouse(
+    path: str | Path, read_only: bool = False, *, lock_wait_seconds: float | None = None
+) -> DuckDBWarehouse:
     """A DuckDB warehouse in the file at ``path`` (``":memory:"`` for a private in-memory one)."""
-    return DuckDBWarehouse(path, read_only=read_only)
+    return DuckDBWarehouse(path, read_only=read_only, lock_wait_seconds=lock_wait_seconds)
 
 
 def _lock_holder(message: str) -> str:
