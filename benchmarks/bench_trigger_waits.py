@@ -6,10 +6,13 @@ until the measuring window ends and ``completed`` after it. A ticker coroutine w
 10 ms and records how late it wakes (the loop's lag); the stub counts the polls it received in
 the window, compared with the N * window / poll_interval polls that were due. The provider's
 ``OpenAIBatchTrigger`` (a synchronous client inside ``run()``) runs the same measurement as the
-baseline, with fewer waits because every poll blocks the whole loop for a full round trip.
-Targets: lag p99 <= 50 ms and >= 95 % of due polls served.
+baseline, with fewer waits because every poll blocks the whole loop for a full round trip. The
+strongest peer, ``LLMBatchTrigger`` of apache-airflow-providers-common-ai (a synchronous SDK call
+per poll, moved off the loop with ``asyncio.to_thread``), runs it with as many waits as ours.
+Ours runs at each of ``--waits``. Targets: lag p99 <= 50 ms and >= 95 % of due polls served.
+The load average of the machine is printed beside the figures: they mean little on a busy one.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/bench_trigger_waits.py [--waits 1000] [--baseline-waits 100] [--seconds 30]
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_trigger_waits.py [--waits 1000 5000] [--peer-waits 1000] [--baseline-waits 100] [--seconds 30]
 
 The stub runs in its own process (started and stopped here); everything stays on 127.0.0.1.
 """
@@ -149,6 +152,7 @@ class Result:
     gc_pauses_ms: list[float]
     terminal: int | None = None
     last_event_after: float | None = None
+    load_average: float = 0.0
 
     def lag(self, q: float) -> float:
         ordered = sorted(self.lags_ms)
@@ -219,6 +223,7 @@ async def measure(
         await ticking
         gc.callbacks.remove(on_gc)
         stats = (await admin.get("/_stats", params={"window": seconds})).json()
+        load_average = os.getloadavg()[0]
 
     return Result(
         name=name,
@@ -230,10 +235,11 @@ async def measure(
         gc_pauses_ms=window_gc,
         terminal=len(event_times) if wait_for_terminal else None,
         last_event_after=max(event_times) - seconds if event_times and wait_for_terminal else None,
+        load_average=load_average,
     )
 
 
-async def run_ours(stub: Stub, args: argparse.Namespace) -> Result:
+async def run_ours(stub: Stub, args: argparse.Namespace, waits: int) -> Result:
     from llm_batch.backends.shared_clients import close_shared_async_clients
     from llm_batch.triggers import BatchTrigger
 
@@ -241,7 +247,7 @@ async def run_ours(stub: Stub, args: argparse.Namespace) -> Result:
         return await measure(
             "llm_batch BatchTrigger (async, shared client)",
             lambda i: BatchTrigger(batch_id=f"batch_{i:05d}", poll_interval=args.poll_interval),
-            args.waits,
+            waits,
             stub=stub,
             seconds=args.seconds,
             poll_interval=args.poll_interval,
@@ -270,6 +276,28 @@ async def run_baseline(stub: Stub, args: argparse.Namespace) -> Result:
     )
 
 
+async def run_peer(stub: Stub, args: argparse.Namespace) -> Result:
+    from airflow.providers.common.ai.triggers.llm_batch import LLMBatchTrigger
+
+    return await measure(
+        "common-ai LLMBatchTrigger (sync SDK in thread)",
+        lambda i: LLMBatchTrigger(
+            llm_conn_id="openai_default",
+            adapter="openai",
+            batch_id=f"batch_{i:05d}",
+            poll_interval=args.poll_interval,
+            end_time=time.time() + 3600,
+            cancel_on_kill=False,
+            cancel_on_timeout=False,
+        ),
+        args.peer_waits,
+        stub=stub,
+        seconds=args.seconds,
+        poll_interval=args.poll_interval,
+        wait_for_terminal=False,
+    )
+
+
 def report(results: list[Result], args: argparse.Namespace) -> None:
     print(
         f"\n{args.seconds:.0f} s window, poll every {args.poll_interval:g} s, stub answers in "
@@ -278,17 +306,20 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
     )
     header = (
         f"{'trigger':<46} {'waits':>5} {'lag p50':>9} {'lag p99':>9} {'lag max':>9} "
-        f"{'ticks':>5} {'due':>6} {'served':>6} {'share':>7} {'cpu':>5}  verdict"
+        f"{'ticks':>5} {'due':>6} {'served':>6} {'share':>7} {'cpu':>5} {'load':>5}  verdict"
     )
     print(header)
     print("-" * len(header))
     for r in results:
         print(
             f"{r.name:<46} {r.waits:>5} {r.lag(0.5):>6.1f} ms {r.lag(0.99):>6.1f} ms "
-            f"{max(r.lags_ms):>6.1f} ms {len(r.lags_ms):>5} {r.due:>6.0f} {r.served:>6} {r.share:>6.1%} {r.cpu_share:>5.0%}  "
+            f"{max(r.lags_ms):>6.1f} ms {len(r.lags_ms):>5} {r.due:>6.0f} {r.served:>6} {r.share:>6.1%} {r.cpu_share:>5.0%} {r.load_average:>5.2f}  "
             f"{'PASS' if r.passed else 'FAIL'}"
         )
     print(f"targets: lag p99 <= {TARGET_LAG_P99_MS:.0f} ms, >= {TARGET_SERVED_SHARE:.0%} of due polls served")
+    print(
+        "load: the machine's 1-minute load average at the end of each window (2 CPUs here: above 2 it is busy)"
+    )
     for r in results:
         pauses = r.gc_pauses_ms
         longest = f", longest {max(pauses):.0f} ms" if pauses else ""
@@ -304,15 +335,16 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
         "pauses the whole loop whatever runs on it; it shows in lag max, not in p99."
     )
     print(
-        f"The baseline runs {args.baseline_waits} waits, not {args.waits}: each of its polls blocks the "
-        f"loop for a whole round trip, so {args.waits} waits would block it about "
-        f"{args.waits * args.latency:.0f} s per round and serve a small fraction of their polls."
+        f"The baseline runs {args.baseline_waits} waits, not {args.peer_waits}: each of its polls blocks the "
+        f"loop for a whole round trip, so {args.peer_waits} waits would block it about "
+        f"{args.peer_waits * args.latency:.0f} s per round and serve a small fraction of their polls."
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--waits", type=int, default=1000)
+    parser.add_argument("--waits", type=int, nargs="+", default=[1000, 5000], help="ours runs at each")
+    parser.add_argument("--peer-waits", type=int, help="common-ai's trigger; default the fewest of --waits")
     parser.add_argument("--baseline-waits", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--poll-interval", type=float, default=5.0)
@@ -324,10 +356,12 @@ def main() -> None:
         return
 
     # Import Airflow before configuring logging: importing it sets up its own logging.
+    import airflow.providers.common.ai.triggers.llm_batch
     import airflow.providers.openai.triggers.openai  # noqa: F401
 
     import llm_batch.triggers  # noqa: F401
 
+    args.peer_waits = args.peer_waits or min(args.waits)
     stub = Stub(args.latency)
     connection = {"conn_type": "openai", "password": API_KEY, "host": f"{stub.url}/v1"}
     os.environ["AIRFLOW_CONN_OPENAI_DEFAULT"] = json.dumps(connection)
@@ -339,16 +373,20 @@ def main() -> None:
         for name in ("httpx", "httpx2"):
             logging.getLogger(name).setLevel(logging.WARNING)
         try:
-            print(f"running {args.waits} BatchTrigger waits for {args.seconds:.0f} s ...", flush=True)
-            ours = asyncio.run(run_ours(stub, args))
+            results = []
+            for waits in args.waits:
+                print(f"running {waits} BatchTrigger waits for {args.seconds:.0f} s ...", flush=True)
+                results.append(asyncio.run(run_ours(stub, args, waits)))
+            print(f"running {args.peer_waits} LLMBatchTrigger waits for {args.seconds:.0f} s ...", flush=True)
+            results.append(asyncio.run(run_peer(stub, args)))
             print(
                 f"running {args.baseline_waits} OpenAIBatchTrigger waits for {args.seconds:.0f} s ...",
                 flush=True,
             )
-            baseline = asyncio.run(run_baseline(stub, args))
+            results.append(asyncio.run(run_baseline(stub, args)))
         finally:
             stub.stop()
-    report([ours, baseline], args)
+    report(results, args)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from airflow.providers.openai.hooks.openai import OpenAIHook
 from openai.resources.batches import AsyncBatches
 
 from llm_batch.backends import CredentialsRejected
-from llm_batch.backends.openai_backend import OpenAIBatchBackend
+from llm_batch.backends.openai_backend import TRIGGER_POOL_CONNECTIONS, OpenAIBatchBackend
 from llm_batch.backends.shared_clients import close_shared_async_clients, shared_async_clients
 from llm_batch.triggers import BatchTrigger
 from local_batch_api.faults import METADATA_KEY
@@ -282,4 +282,6 @@ async def test_triggers_on_one_loop_share_one_client(shared_server, use_server, 
 
     assert len(built) == 1
     assert all(e["status"] == "terminal" for e in events)
-    assert shared._client is built[0]._client and shared.max_retries == 0  # one connection pool, our retries
+    assert shared.max_retries == 0  # our retries, not the SDK's
+    # One bounded connection pool for every wait of the loop (the SDK's default holds up to 1,000).
+    assert shared._client._transport._pool._max_connections == TRIGGER_POOL_CONNECTIONS

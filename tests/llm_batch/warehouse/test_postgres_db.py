@@ -1,0 +1,124 @@
+"""A PostgreSQL load killed inside its transaction: the old rows stay, and the retry lands once.
+
+The load runs in a separate process that stops just before a chosen statement of the replace
+(after the keys' COPY into the temporary table, or after the DELETE, before the rows' COPY) and
+is SIGKILLed there, as a worker killed by the OOM killer or a lost node would be.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from llm_batch.warehouse import postgres_warehouse
+
+ROOT = Path(__file__).resolve().parents[3]
+KEYS = 5_000
+SCHEMA = pa.schema([("review_key", pa.string()), ("label", pa.string()), ("score", pa.float64())])
+
+# The child: load KEYS rows labelled "new", pausing (and announcing it) before the first
+# statement that starts with the given words, inside the load's transaction.
+LOADER = """
+import sys, time
+from pathlib import Path
+import psycopg
+import pyarrow as pa
+from llm_batch.warehouse import postgres_warehouse
+
+dsn, pause_before, marker, keys = sys.argv[1], sys.argv[2], Path(sys.argv[3]), int(sys.argv[4])
+execute = psycopg.Cursor.execute
+
+def pausing_execute(self, query, *args, **kwargs):
+    if str(query).startswith(pause_before):
+        marker.write_text(str(self.connection.info.backend_pid))
+        time.sleep(600)
+    return execute(self, query, *args, **kwargs)
+
+psycopg.Cursor.execute = pausing_execute
+rows = pa.table({
+    "review_key": [f"r{i:05d}" for i in range(keys)],
+    "label": ["new"] * keys,
+    "score": [float(i) for i in range(keys)],
+})
+with postgres_warehouse(dsn) as wh:
+    wh.replace_rows("results", rows, match_columns=["review_key"])
+"""
+
+
+def rows(label: str, keys: range) -> pa.Table:
+    return pa.table(
+        {
+            "review_key": [f"r{i:05d}" for i in keys],
+            "label": [label] * len(keys),
+            "score": [float(i) for i in keys],
+        },
+        schema=SCHEMA,
+    )
+
+
+def labels(dsn: str) -> dict[str, int]:
+    with postgres_warehouse(dsn) as wh:
+        found = wh.read_arrow("SELECT label, count(*) AS n FROM results GROUP BY label ORDER BY label")
+    return dict(zip(found.column("label").to_pylist(), found.column("n").to_pylist(), strict=True))
+
+
+def backend_gone(dsn: str, pid: int, timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    with postgres_warehouse(dsn) as wh:
+        while time.monotonic() < deadline:
+            alive = wh.read_arrow("SELECT count(*) AS n FROM pg_stat_activity WHERE pid = :pid", {"pid": pid})
+            if alive.column("n")[0].as_py() == 0:
+                return True
+            time.sleep(0.05)
+    return False
+
+
+@pytest.mark.needs_postgres
+@pytest.mark.parametrize("killed_before", ["ANALYZE", "DROP TABLE"], ids=["after-keys-copy", "after-delete"])
+def test_a_load_killed_inside_its_transaction_leaves_the_old_rows_and_the_retry_lands_once(
+    pg_dsn: str, tmp_path: Path, killed_before: str
+) -> None:
+    with postgres_warehouse(pg_dsn) as wh:
+        wh.ensure_table("results", SCHEMA, primary_key=["review_key"])
+        # The old rows: half the keys the load replaces, and keys it leaves alone.
+        wh.replace_rows("results", rows("old", range(KEYS // 2, KEYS + 1_000)), match_columns=["review_key"])
+    before = labels(pg_dsn)
+    assert before == {"old": KEYS // 2 + 1_000}
+
+    marker = tmp_path / "paused"
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'plugins'}"}
+    loader = subprocess.Popen(
+        [sys.executable, "-c", LOADER, pg_dsn, killed_before, str(marker), str(KEYS)], env=env
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists() and loader.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert marker.exists(), f"the loader never reached {killed_before!r} (exit code {loader.poll()})"
+        time.sleep(0.1)  # the pid is written before the sleep starts; let it start
+        backend_pid = int(marker.read_text())
+        os.kill(loader.pid, signal.SIGKILL)
+        assert loader.wait(10) == -signal.SIGKILL
+    finally:
+        if loader.poll() is None:
+            loader.kill()
+            loader.wait()
+
+    assert backend_gone(pg_dsn, backend_pid), "PostgreSQL still holds the killed loader's session"
+    assert labels(pg_dsn) == before
+
+    with postgres_warehouse(pg_dsn) as wh:
+        result = wh.replace_rows("results", rows("new", range(KEYS)), match_columns=["review_key"])
+        assert (result.deleted, result.inserted) == (KEYS - KEYS // 2, KEYS)
+        per_key = wh.read_arrow(
+            "SELECT review_key, count(*) AS n FROM results GROUP BY review_key HAVING count(*) > 1"
+        )
+    assert per_key.num_rows == 0
+    assert labels(pg_dsn) == {"new": KEYS, "old": 1_000}
