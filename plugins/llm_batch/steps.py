@@ -96,6 +96,7 @@ def build(
 ) -> BuiltRun:
     """Extract the window's rows, drop those already settled, build and shard the requests."""
     connections = connections or Connections.of(job)
+    job = connections.backend().job_for(job)
     with connections.source() as source:
         rows = extract_rows(job, window, source, row_limit=options.row_limit)
     settled: set[tuple[str, str]] = set()
@@ -122,8 +123,9 @@ def submit(
     another run since the build: nothing is sent, and the shard's wait and collect are skipped.
     """
     connections = connections or Connections.of(job)
+    backend = connections.backend()
     with connections.warehouse() as warehouse:
-        return submit_shard(connections.backend(), BatchLedger(warehouse), job, spec, run_id=run_id)
+        return submit_shard(backend, BatchLedger(warehouse), backend.job_for(job), spec, run_id=run_id)
 
 
 def collect(
@@ -140,12 +142,13 @@ def collect(
     again.
     """
     key, connections = submission.submission_key, connections or Connections.of(job)
+    backend = connections.backend()
     with connections.warehouse() as warehouse:
         ledger = BatchLedger(warehouse)
         try:
             outcome = collect_shard(
-                connections.backend(),
-                job,
+                backend,
+                backend.job_for(job),
                 submission.spec,
                 dict(batch_summary),
                 submission_key=key,
