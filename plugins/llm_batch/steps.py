@@ -49,6 +49,7 @@ class RunOptions:
     model: str | None = None
     dry_run: bool = False
     force: bool = False
+    batch_conn_id: str | None = None  # another batch connection, hence maybe another vendor
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any] | None) -> RunOptions:
@@ -58,10 +59,11 @@ class RunOptions:
             model=params.get("model"),
             dry_run=bool(params.get("dry_run")),
             force=bool(params.get("force")),
+            batch_conn_id=params.get("batch_conn_id") or None,
         )
 
     def job_for(self, job: BatchJob) -> BatchJob:
-        return job.with_overrides(model=self.model)
+        return job.with_overrides(model=self.model, batch_conn_id=self.batch_conn_id)
 
 
 @dataclass(frozen=True)

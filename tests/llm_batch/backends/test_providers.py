@@ -110,3 +110,16 @@ async def _aretrieve(conn_id: str, batch_id: str):
         return await backend.aretrieve(batch_id)
     finally:
         await close_shared_async_clients()
+
+
+def test_a_manual_runs_batch_connection_moves_the_job_to_that_vendor(connections):
+    from dags.review_sentiment import JOB
+    from llm_batch.steps import Connections, RunOptions
+
+    options = RunOptions.from_params({"batch_conn_id": "vendor_anthropic", "model": "claude-haiku-4-5"})
+    job = options.job_for(JOB)
+
+    assert (job.openai_conn_id, job.model) == ("vendor_anthropic", "claude-haiku-4-5")
+    backend = Connections.of(job).backend()
+    assert isinstance(backend, AnthropicBatchBackend) and backend.job_for(job).endpoint == "/v1/messages"
+    assert RunOptions.from_params({}).job_for(JOB) is JOB
