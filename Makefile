@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 DATA_DIR ?= .local/data
+PROVIDER ?= openai
 
 .PHONY: venv lock lint test test-fast test-e2e-at chromium demo up up-celery down status logs report server bench clean
 
@@ -41,7 +42,7 @@ test-e2e-at: venv
 	$(BIN)/python tests/e2e/at_clock.py $(AT) -- $(BIN)/python -m pytest -p no:cacheprovider tests/e2e/test_local_stack.py
 
 demo: venv
-	PYTHONPATH=.:plugins $(BIN)/python -m include.demo --data-dir $(DATA_DIR)/demo
+	PYTHONPATH=.:plugins $(BIN)/python -m include.demo --data-dir $(DATA_DIR)/demo --provider $(PROVIDER)
 
 up: venv
 	$(BIN)/python -m include.stack up

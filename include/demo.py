@@ -14,12 +14,13 @@ import sys
 import time
 from pathlib import Path
 
+import anthropic
 import duckdb
 import httpx
 import orjson
 
 from include.batch_api_process import ServerProcess
-from include.local_airflow import LocalAirflow
+from include.local_airflow import PROVIDERS, LocalAirflow
 from include.sample_data.reviews import write_reviews
 from llm_batch.handoffs import RunReport
 from llm_batch.report import describe
@@ -27,7 +28,16 @@ from llm_batch.report import describe
 SERVER_TIMINGS = ("--validating-seconds", "1", "--finalizing-seconds", "0.5", "--request-seconds", "0.0005")
 
 
-def count_batches(server: ServerProcess) -> int:
+# The model each provider's demo asks for (on Azure, the name of the deployment).
+DEMO_MODELS = {"openai": None, "azure": None, "anthropic": "claude-haiku-4-5"}
+
+
+def count_batches(server: ServerProcess, provider: str) -> int:
+    if provider == "anthropic":
+        client = anthropic.Anthropic(
+            base_url=f"http://127.0.0.1:{server.port}", api_key=server.api_key, max_retries=2
+        )
+        return sum(1 for _ in client.messages.batches.list(limit=100))
     return sum(1 for _ in server.client(max_retries=2).batches.list(limit=100))
 
 
@@ -116,8 +126,16 @@ def main(argv: list[str] | None = None) -> int:
         default=dt.date.today() - dt.timedelta(days=1),
         help="day to process",
     )
+    parser.add_argument(
+        "--provider",
+        choices=PROVIDERS,
+        default="openai",
+        help="the dialect the job's connection speaks (the local server answers all three)",
+    )
     args = parser.parse_args(argv)
     root = args.data_dir.resolve()
+    if args.provider != "openai":  # each provider's demo keeps its own state
+        root = root / args.provider
     root.mkdir(parents=True, exist_ok=True)
     key_file = root / "server-api-key"
     if not key_file.exists():
@@ -130,25 +148,30 @@ def main(argv: list[str] | None = None) -> int:
     )
     server.start()
     try:
-        stack = LocalAirflow(root, server.base_url, api_key)
+        stack = LocalAirflow(root, server.base_url, api_key, provider=args.provider)
         if not stack.source_db.exists():
             count = write_reviews(stack.source_db, end=dt.date.today())
             print(f"wrote {count:,} sample reviews (90 days) to {stack.source_db}")
         print("preparing Airflow (metadata database, pool) ...", flush=True)
         stack.prepare()
-        before = count_batches(server)
-        print(f"running review_sentiment for {args.date} with `airflow dags test` ...", flush=True)
+        before = count_batches(server, args.provider)
+        model = DEMO_MODELS[args.provider]
+        conf = {"model": model} if model else None
+        print(
+            f"running review_sentiment for {args.date} on {args.provider} with `airflow dags test` ...",
+            flush=True,
+        )
         started = time.monotonic()
         # A run's data interval ends at its logical date: the run for a day is dated the day after.
         logical_date = (args.date + dt.timedelta(days=1)).isoformat()
-        result = stack.dags_test("review_sentiment", logical_date, check=False)
+        result = stack.dags_test("review_sentiment", logical_date, conf, check=False)
         log_path = root / f"dags-test-{args.date}.log"
         log_path.write_text((result.stdout or "") + (result.stderr or ""))
         if result.returncode != 0:
             print((result.stdout or "")[-3000:] + (result.stderr or "")[-3000:])
             print(f"the run failed; full log in {log_path}")
             return 1
-        summarize(stack, args.date, count_batches(server) - before, time.monotonic() - started)
+        summarize(stack, args.date, count_batches(server, args.provider) - before, time.monotonic() - started)
         print(f"\nfull Airflow log: {log_path}")
         return 0
     except httpx.HTTPError as exc:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
+PROVIDERS = ("openai", "azure", "anthropic")
+AZURE_API_VERSION = "2024-10-21"
 
 
 @dataclass
@@ -24,6 +26,7 @@ class LocalAirflow:
     poll_interval_seconds: float = 1.0
     extra_env: dict[str, str] = field(default_factory=dict)
     airflow_home: Path | None = None  # default: <root>/airflow
+    provider: str = "openai"  # which dialect the job's connection speaks: openai, azure or anthropic
 
     @property
     def home(self) -> Path:
@@ -50,9 +53,7 @@ class LocalAirflow:
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "60",
                 "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-                "AIRFLOW_CONN_OPENAI_DEFAULT": json.dumps(
-                    {"conn_type": "openai", "host": self.openai_base_url, "password": self.openai_api_key}
-                ),
+                "AIRFLOW_CONN_OPENAI_DEFAULT": json.dumps(self.batch_connection()),
                 "AIRFLOW_CONN_LLM_SOURCE": json.dumps({"conn_type": "duckdb", "host": str(self.source_db)}),
                 "AIRFLOW_CONN_LLM_WAREHOUSE": json.dumps(
                     {"conn_type": "duckdb", "host": str(self.warehouse_db)}
@@ -64,6 +65,20 @@ class LocalAirflow:
         )
         env.update(self.extra_env)
         return env
+
+    def batch_connection(self) -> dict[str, object]:
+        """The job's batch connection (``openai_default``) in the chosen provider's dialect.
+
+        The local server speaks all three on one port: OpenAI's under ``/v1``, Azure's classic
+        data plane under ``/openai`` (the key in ``api-key``), Anthropic's Message Batches at the root.
+        """
+        root = self.openai_base_url.removesuffix("/").removesuffix("/v1")
+        if self.provider == "azure":
+            extra = {"api_version": AZURE_API_VERSION}
+            return {"conn_type": "openai", "host": root, "password": self.openai_api_key, "extra": extra}
+        if self.provider == "anthropic":
+            return {"conn_type": "anthropic", "host": root, "password": self.openai_api_key}
+        return {"conn_type": "openai", "host": self.openai_base_url, "password": self.openai_api_key}
 
     def airflow(
         self, *args: str, check: bool = True, capture: bool = True

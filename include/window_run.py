@@ -12,11 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from llm_batch import steps
-from llm_batch.backends import BatchBackend
+from llm_batch.backends import BatchBackend, RetryPolicy
 from llm_batch.handoffs import BuildSummary, LoadCounts, RunReport, ShardOutcome, ShardSpec, Submission
 from llm_batch.job import BatchJob
 from llm_batch.run_window import RunWindow
 from llm_batch.warehouse import Warehouse
+
+# A look that fails for a transient reason is tried again, as the trigger's poll would.
+LOOK_RETRY = RetryPolicy(tries=8, base=0.1, cap=2.0)
 
 
 @dataclass
@@ -89,7 +92,7 @@ class WindowRun:
 
     def _wait(self, batch_id: str, timeout: float) -> dict:
         deadline = time.monotonic() + timeout
-        while not (state := self.backend.retrieve(batch_id)).is_terminal:
+        while not (state := self.backend.retrieve(batch_id, retry=LOOK_RETRY)).is_terminal:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"batch {batch_id} still {state.status.value} after {timeout:g} s")
             time.sleep(0.1)

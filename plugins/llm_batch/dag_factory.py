@@ -28,6 +28,8 @@ Manual runs take these parameters (the nightly schedule uses the defaults):
 - `start_date`, `end_date`: an inclusive date range instead of the data interval.
 - `row_limit`: answer at most this many rows (the first by key), e.g. for a trial run.
 - `model`: another model for this run; rows answered by the job's model count as unanswered.
+- `batch_conn_id`: another batch connection for this run: an OpenAI, Azure OpenAI or Anthropic one
+  (the connection picks the vendor); give a `model` that vendor serves.
 - `dry_run`: build, check and price the requests, submit nothing.
 - `force`: answer rows again even if already answered with the same request.
 """
@@ -69,6 +71,15 @@ def run_params(job: BatchJob) -> dict[str, Param]:
             description=f"Another model for this run (default {job.model}). Any name the service "
             "knows works; a model with no known price is reported as unpriced. Rows answered by "
             "another model count as unanswered.",
+        ),
+        "batch_conn_id": Param(
+            None,
+            type=["null", "string"],
+            examples=[job.openai_conn_id],
+            title="Batch connection",
+            description=f"Another batch connection for this run (default {job.openai_conn_id}). Its "
+            "type picks the vendor: openai (OpenAI, Azure's v1 surface), openai with an api_version "
+            "extra (Azure OpenAI), or anthropic (Message Batches); give a model that vendor serves.",
         ),
         "dry_run": Param(
             False,
@@ -127,7 +138,7 @@ def build_batch_dag(
                 submitted = _submit_task(job, pool).expand(spec=shards)
                 waited = BatchSensor.partial(
                     task_id="wait",
-                    conn_id=job.openai_conn_id,
+                    conn_id=f"{{{{ params.batch_conn_id or '{job.openai_conn_id}' }}}}",
                     poll_interval=poll_interval,
                     deferrable=True,
                     retries=retries,

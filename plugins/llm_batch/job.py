@@ -79,9 +79,14 @@ class BatchJob:
     def prompt_version(self) -> str:
         return self.prompt.version if self.prompt else "none"
 
-    def with_overrides(self, *, model: str | None = None) -> BatchJob:
-        """The job as a manual run's parameters change it."""
-        return replace(self, model=model) if model and model != self.model else self
+    def with_overrides(self, *, model: str | None = None, batch_conn_id: str | None = None) -> BatchJob:
+        """The job as a manual run's parameters change it (another model, another batch connection)."""
+        changes: dict[str, Any] = {}
+        if model and model != self.model:
+            changes["model"] = model
+        if batch_conn_id and batch_conn_id != self.openai_conn_id:
+            changes["openai_conn_id"] = batch_conn_id
+        return replace(self, **changes) if changes else self
 
     def fingerprint(self) -> str:
         """Digest of everything that shapes a request other than the row itself."""

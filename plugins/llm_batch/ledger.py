@@ -94,6 +94,10 @@ class BatchLedger:
         rows = queries.ledger_rows(self.warehouse, submission_key=submission_key)
         return LedgerEntry(**rows[0]) if rows else None
 
+    def holds_batch(self, batch_id: str) -> bool:
+        """Whether a submission has recorded this batch as its own (so it is no one's orphan)."""
+        return bool(queries.ledger_rows(self.warehouse, batch_id=batch_id))
+
     def record_intent(self, entry: LedgerEntry) -> None:
         """Insert the row unless it exists: two racing attempts end with one row."""
         queries.insert_ledger_row(self.warehouse, {name: getattr(entry, name) for name in _COLUMNS})

@@ -48,9 +48,10 @@ class BuiltRequests:
     duplicates_collapsed: int
 
 
-def custom_id_for(key: str) -> str:
-    """The key itself when it is a safe identifier, else a digest of it (``h-`` never passes as safe)."""
-    if _SAFE_ID.match(key) and not key.startswith("h-"):
+def custom_id_for(key: str, safe: re.Pattern[str] = _SAFE_ID) -> str:
+    """The key itself when it is a safe identifier (by the endpoint's rule ``safe``), else a digest
+    of it (``h-`` never passes as safe)."""
+    if safe.match(key) and not key.startswith("h-"):
         return key
     return "h-" + hashlib.sha256(key.encode()).hexdigest()[:32]
 
@@ -106,7 +107,8 @@ def iter_requests(
     limit = context_window(job.model) - strategy.output_token_reserve
     body_of = strategy.body_builder(job)
     url_prefix = b',"method":"POST","url":' + orjson.dumps(job.endpoint) + b',"body":'
-    ordered = _in_custom_id_order(rows, job.key_column)
+    safe_id = strategy.custom_id_pattern
+    ordered = _in_custom_id_order(rows, job.key_column, safe_id)
     columns = _columns_read(job, ordered.column_names)
     for batch in ordered.select(columns).to_batches(max_chunksize=chunk_rows):
         for row in batch.to_pylist():
@@ -130,14 +132,14 @@ def iter_requests(
             fingerprint = hashlib.sha256(body_bytes).hexdigest()[:32]
             if answered and (key, fingerprint) in answered:
                 continue
-            custom_id = custom_id_for(key)
+            custom_id = custom_id_for(key, safe_id)
             line = b'{"custom_id":' + orjson.dumps(custom_id) + url_prefix + body_bytes + b"}"
             yield RequestLine(custom_id, key, row_date, line, fingerprint, tokens)
 
 
-def _in_custom_id_order(rows: pa.Table, key_column: str) -> pa.Table:
+def _in_custom_id_order(rows: pa.Table, key_column: str, safe_id: re.Pattern[str]) -> pa.Table:
     keys = rows.column(key_column).to_pylist()
-    ids = pa.array([None if k is None else custom_id_for(str(k)) for k in keys], pa.string())
+    ids = pa.array([None if k is None else custom_id_for(str(k), safe_id) for k in keys], pa.string())
     return rows.append_column("__custom_id", ids).sort_by([("__custom_id", "ascending")])
 
 

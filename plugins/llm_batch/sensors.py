@@ -44,7 +44,7 @@ class BatchSensor(BaseSensorOperator):
     :param deferrable: Wait in the triggerer (default). ``False`` pokes from the worker.
     """
 
-    template_fields: Sequence[str] = ("batch_id",)
+    template_fields: Sequence[str] = ("batch_id", "conn_id")
 
     def __init__(
         self,

@@ -49,6 +49,7 @@ class RunOptions:
     model: str | None = None
     dry_run: bool = False
     force: bool = False
+    batch_conn_id: str | None = None  # another batch connection, hence maybe another vendor
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any] | None) -> RunOptions:
@@ -58,10 +59,11 @@ class RunOptions:
             model=params.get("model"),
             dry_run=bool(params.get("dry_run")),
             force=bool(params.get("force")),
+            batch_conn_id=params.get("batch_conn_id") or None,
         )
 
     def job_for(self, job: BatchJob) -> BatchJob:
-        return job.with_overrides(model=self.model)
+        return job.with_overrides(model=self.model, batch_conn_id=self.batch_conn_id)
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ def build(
 ) -> BuiltRun:
     """Extract the window's rows, drop those already settled, build and shard the requests."""
     connections = connections or Connections.of(job)
+    job = connections.backend().job_for(job)
     with connections.source() as source:
         rows = extract_rows(job, window, source, row_limit=options.row_limit)
     settled: set[tuple[str, str]] = set()
@@ -122,8 +125,9 @@ def submit(
     another run since the build: nothing is sent, and the shard's wait and collect are skipped.
     """
     connections = connections or Connections.of(job)
+    backend = connections.backend()
     with connections.warehouse() as warehouse:
-        return submit_shard(connections.backend(), BatchLedger(warehouse), job, spec, run_id=run_id)
+        return submit_shard(backend, BatchLedger(warehouse), backend.job_for(job), spec, run_id=run_id)
 
 
 def collect(
@@ -140,12 +144,13 @@ def collect(
     again.
     """
     key, connections = submission.submission_key, connections or Connections.of(job)
+    backend = connections.backend()
     with connections.warehouse() as warehouse:
         ledger = BatchLedger(warehouse)
         try:
             outcome = collect_shard(
-                connections.backend(),
-                job,
+                backend,
+                backend.job_for(job),
                 submission.spec,
                 dict(batch_summary),
                 submission_key=key,

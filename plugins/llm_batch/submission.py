@@ -97,7 +97,15 @@ def _submit_claimed(
         )
         entry = ledger.get(key)
 
-    orphan = backend.find(key, entry.generation, not_before=entry.intent_at)
+    # What a crashed try handed over, for providers that recognise a batch by its requests.
+    sent = (
+        _batch_input(job, inflight.narrowed(spec, entry.content_digest, entry.requests), key)
+        if entry.input_file_id
+        else None
+    )
+    orphan = backend.find(
+        key, entry.generation, not_before=entry.intent_at, sent=sent, recorded=ledger.holds_batch
+    )
     if orphan is not None:
         log.warning("Found batch %s created before a crash; re-attaching instead of paying twice", orphan.id)
         ledger.update(key, batch_id=orphan.id, status=orphan.status.value, submitted_at=utcnow())

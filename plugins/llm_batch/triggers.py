@@ -16,7 +16,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from llm_batch.backends import BackendError, BatchAlreadyEnded, RetryPolicy, batch_backend
+from llm_batch.backends import BackendError, BatchAlreadyEnded, RetryPolicy, abatch_backend
 from llm_batch.backends.openai_backend import DEFAULT_CONN_ID
 from llm_batch.polling import BatchPoll, PollAction
 
@@ -67,7 +67,7 @@ class BatchTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         loop = asyncio.get_running_loop()
-        backend = batch_backend(self.conn_id)
+        backend = await abatch_backend(self.conn_id)
         await backend.aconnect()
         # A random phase spreads the polls of waits that start together (a triggerer restart
         # re-creates all of them at once); the sensor has just checked the batch anyway. It
@@ -105,7 +105,7 @@ class BatchTrigger(BaseTrigger):
 
     async def on_kill(self) -> None:
         """Cancel the batch when a user clears or marks the deferred task; 409 means it already ended."""
-        backend = batch_backend(self.conn_id)
+        backend = await abatch_backend(self.conn_id)
         try:
             async with asyncio.timeout(CANCEL_TIMEOUT_SECONDS):
                 state = await backend.acancel(

@@ -63,6 +63,9 @@ def test_the_standard_tasks_are_wired_for_every_round(dagbag):
         assert dag.get_task(task_id).pool == "llm_warehouse"
     assert dag.params["dry_run"] is False and "row_limit" in dag.params
     assert dag.get_task("load").outlets
+    # A manual run may name another batch connection (another vendor); the wait follows it.
+    assert dag.params["batch_conn_id"] is None
+    assert wait.partial_kwargs["conn_id"] == "{{ params.batch_conn_id or 'openai_default' }}"
 
 
 def test_schedule_is_nightly_over_the_previous_day(dagbag):

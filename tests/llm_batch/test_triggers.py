@@ -19,7 +19,7 @@ from llm_batch.backends.openai_backend import TRIGGER_POOL_CONNECTIONS, OpenAIBa
 from llm_batch.backends.shared_clients import close_shared_async_clients, shared_async_clients
 from llm_batch.triggers import BatchTrigger
 from local_batch_api.faults import METADATA_KEY
-from tests.batch_server import wait_for_batch
+from tests.batch_server import anthropic_client, wait_for_batch
 from tests.conftest import chat_line, upload
 
 TRIGGER_LOGGER = "llm_batch.triggers"
@@ -285,3 +285,28 @@ async def test_triggers_on_one_loop_share_one_client(shared_server, use_server, 
     assert shared.max_retries == 0  # our retries, not the SDK's
     # One bounded connection pool for every wait of the loop (the SDK's default holds up to 1,000).
     assert shared._client._transport._pool._max_connections == TRIGGER_POOL_CONNECTIONS
+
+
+async def test_a_message_batch_is_waited_for_through_an_anthropic_connection(shared_server, monkeypatch):
+    connection = {
+        "conn_type": "anthropic",
+        "password": shared_server.api_key,
+        "host": f"http://127.0.0.1:{shared_server.port}",
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_CLAUDE", json.dumps(connection))
+    params = {
+        "model": "claude-haiku-4-5",
+        "max_tokens": 32,
+        "messages": [{"role": "user", "content": "good"}],
+    }
+    batch = anthropic_client(shared_server).messages.batches.create(
+        requests=[{"custom_id": f"r{n}", "params": params} for n in range(3)]
+    )
+
+    event = await first_event(fast_trigger(batch.id, conn_id="claude"))
+
+    assert event["status"] == "terminal"
+    summary = event["batch"]
+    assert summary["id"] == batch.id and summary["status"] == "completed"
+    assert summary["request_counts"] == {"total": 3, "completed": 3, "failed": 0}
+    assert shared_server.api_key not in json.dumps(event)

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from typing import ClassVar
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, ClassVar
 
 from llm_batch.backends.records import BatchInput, BatchState, ResultLine, SubmissionTag, SubmitResult
 from llm_batch.backends.retry import ONCE, RetryPolicy
+
+if TYPE_CHECKING:
+    from llm_batch.job import BatchJob
 
 
 class BatchBackend(ABC):
@@ -49,11 +52,30 @@ class BatchBackend(ABC):
         """Create the batch of a submission's try, or find the one that a create whose answer
         was lost made anyway: never two batches for one key and generation."""
 
+    def job_for(self, job: BatchJob) -> BatchJob:
+        """The job as this provider runs it: its endpoint named as the provider's API has it.
+
+        A job is declared once (e.g. for chat completions); a provider whose API differs maps it
+        to its own endpoint strategy, or refuses it with a ``PermanentError`` saying why.
+        """
+        return job
+
     @abstractmethod
-    def find(self, key: str, generation: int, *, not_before: dt.datetime) -> BatchState | None:
+    def find(
+        self,
+        key: str,
+        generation: int,
+        *,
+        not_before: dt.datetime,
+        sent: BatchInput | None = None,
+        recorded: Callable[[str], bool] | None = None,
+    ) -> BatchState | None:
         """The newest batch of this submission created since ``not_before`` (UTC), if any.
 
         Recovers a batch created by a worker that died before it could record the batch's id.
+        ``sent`` is the input handed over before that create, for providers whose batches carry
+        no identity of their own and are recognised by their requests; ``recorded`` tells the
+        batches the ledger already holds for a submission, which are no one's orphan.
         """
 
     @abstractmethod

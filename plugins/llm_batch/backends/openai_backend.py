@@ -13,7 +13,7 @@ import contextlib
 import datetime as dt
 import io
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import openai
@@ -79,15 +79,26 @@ class OpenAIBatchBackend(BatchBackend):
     def client(self) -> OpenAI:
         """The sync client, built from the connection on first use."""
         if self._client is None:
-            self._client = OpenAIHook(conn_id=self.conn_id).get_conn().with_options(max_retries=0)
+            self._client = self._build_client().with_options(max_retries=0)
         return self._client
+
+    def _build_client(self) -> OpenAI:
+        return OpenAIHook(conn_id=self.conn_id).get_conn()
+
+    def wire_endpoint(self, endpoint: str) -> str:
+        """The batch endpoint as this service names it (the library's names are OpenAI's)."""
+        return endpoint
+
+    def wire_lines(self, content: bytes, endpoint: str) -> bytes:
+        """The shard's request lines as this service takes them."""
+        return content
 
     @property
     def account(self) -> str:
         return f"{self.conn_id} {str(self.client.base_url).rstrip('/')}"
 
     def upload(self, batch_input: BatchInput) -> str:
-        content = batch_input.read()
+        content = self.wire_lines(batch_input.read(), batch_input.endpoint)
 
         def create_file() -> str:
             with _translated():
@@ -108,7 +119,7 @@ class OpenAIBatchBackend(BatchBackend):
             with _translated():
                 batch = self.client.batches.create(
                     input_file_id=uploaded,
-                    endpoint=batch_input.endpoint,
+                    endpoint=self.wire_endpoint(batch_input.endpoint),
                     completion_window="24h",
                     metadata=metadata,
                 )
@@ -124,7 +135,15 @@ class OpenAIBatchBackend(BatchBackend):
             create, CREATE_RETRY, "Creating the batch", before_retry=look_before_retrying
         )
 
-    def find(self, key: str, generation: int, *, not_before: dt.datetime) -> BatchState | None:
+    def find(
+        self,
+        key: str,
+        generation: int,
+        *,
+        not_before: dt.datetime,
+        sent: BatchInput | None = None,
+        recorded: Callable[[str], bool] | None = None,
+    ) -> BatchState | None:
         cutoff = (not_before - CLOCK_SLACK).replace(tzinfo=dt.UTC).timestamp()
 
         def scan() -> BatchState | None:

@@ -13,9 +13,10 @@ from pathlib import Path
 from llm_batch.endpoints.base import EndpointStrategy, endpoint_urls, strategy_for
 from llm_batch.endpoints.chat_completions import CHAT
 from llm_batch.endpoints.embeddings import EMBEDDINGS
+from llm_batch.endpoints.messages import MESSAGES
 from llm_batch.endpoints.responses import RESPONSES
 
 for _module in pkgutil.iter_modules([str(Path(__file__).parent)]):
     importlib.import_module(f"llm_batch.endpoints.{_module.name}")
 
-__all__ = ["CHAT", "EMBEDDINGS", "RESPONSES", "EndpointStrategy", "endpoint_urls", "strategy_for"]
+__all__ = ["CHAT", "EMBEDDINGS", "MESSAGES", "RESPONSES", "EndpointStrategy", "endpoint_urls", "strategy_for"]

@@ -6,6 +6,7 @@ this package. A strategy registers itself by its URL, so adding an endpoint adds
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -28,6 +29,8 @@ class EndpointStrategy(ABC):
     output_token_reserve: ClassVar[int]  # room kept in the context window for the answer
     expected_output_tokens: ClassVar[int]  # per request, when the job declares no output budget
     output_budget_params: ClassVar[tuple[str, ...]] = ()  # request fields that cap the answer's tokens
+    # The keys that may stand as their own custom_id; others go as a digest (``request_lines``).
+    custom_id_pattern: ClassVar[re.Pattern[str]] = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -10,7 +10,7 @@ import pytest
 from dags.review_embeddings import JOB as EMBEDDINGS_JOB
 from dags.review_sentiment import JOB as SENTIMENT_JOB
 from llm_batch.answers import AnswerError
-from llm_batch.endpoints import CHAT, EMBEDDINGS, RESPONSES, endpoint_urls, strategy_for
+from llm_batch.endpoints import CHAT, EMBEDDINGS, MESSAGES, RESPONSES, endpoint_urls, strategy_for
 from llm_batch.endpoints.base import EndpointStrategy
 
 RESPONSES_JOB = dataclasses.replace(SENTIMENT_JOB, endpoint=RESPONSES)
@@ -18,7 +18,7 @@ ANSWER = '{"label": "positive", "confidence": 0.9, "reason": "works"}'
 
 
 def test_every_module_of_the_package_registers_its_endpoint():
-    assert set(endpoint_urls()) == {CHAT, RESPONSES, EMBEDDINGS}
+    assert set(endpoint_urls()) == {CHAT, RESPONSES, EMBEDDINGS, MESSAGES}
     assert all(isinstance(strategy_for(url), EndpointStrategy) for url in endpoint_urls())
     with pytest.raises(ValueError, match="endpoint must be one of"):
         strategy_for("/v1/completions")
