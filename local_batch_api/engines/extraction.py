@@ -56,11 +56,16 @@ _COUNT_RE = re.compile(
     r"(?<![\d.,$€£¥₹])\b(?P<n>\d+|"
     + "|".join(_NUMBER_WORDS)
     + r")\s+(?!(?:stars?|out|of|percent|%|days?|weeks?|months?|years?|"
-    r"hours?|minutes?|dollars?|euros?|pounds?)\b)(?P<what>[a-z][a-z-]+)",
+    r"hours?|minutes?|dollars?|euros?|pounds?)\b)(?P<what>[a-z][a-z-]+(?:\s+[a-z][a-z-]+)?)",
     re.IGNORECASE,
 )
 _NOT_THINGS_TEXT = """for the a an and or of to in on at by with from is was are were it times"""
 _NOT_THINGS = frozenset(_NOT_THINGS_TEXT.split())
+_PRODUCT_RE = re.compile(
+    r"\b(?:bought|ordered|purchased|received|paid [^ ]+ for|for)\s+(?:the|a|an|my|this|these|some)\s+"
+    r"([a-z][a-z-]+(?:\s+[a-z][a-z-]+)?)",
+    re.IGNORECASE,
+)
 _NAME_CUE_RE = re.compile(
     r"(?:my name is|i am|i'm|this is|name:|signed,?|regards,?|thanks,?|cheers,?|from:|contact:|-|—)\s*"
     r"(?P<name>[A-Z][a-z]+(?:\s+[A-Z][a-z]+){0,2})"
@@ -165,10 +170,25 @@ class Facts:
         for m in _COUNT_RE.finditer(self.text):
             n = m.group("n").lower()
             value = int(n) if n.isdigit() else _NUMBER_WORDS[n]
-            what = m.group("what").lower()
-            if what not in _NOT_THINGS and value < 10_000:
+            words = m.group("what").lower().split()
+            if len(words) > 1 and words[1] in _NOT_THINGS:
+                words = words[:1]
+            what = " ".join(words)
+            if words[0] not in _NOT_THINGS and value < 10_000:
                 found.append((value, what))
         return found
+
+    @cached_property
+    def products(self) -> list[str]:
+        """What was bought: "3 ceramic mugs", "paid $20 for the kettle", "ordered a blender"."""
+        found = [what for _, what in self.counts]
+        for m in _PRODUCT_RE.finditer(self.text):
+            words = m.group(1).lower().split()
+            if len(words) > 1 and words[1] in _NOT_THINGS:
+                words = words[:1]
+            if words[0] not in _NOT_THINGS:
+                found.append(" ".join(words))
+        return list(dict.fromkeys(found))
 
     @cached_property
     def numbers(self) -> list[float]:

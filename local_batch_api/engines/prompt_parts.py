@@ -19,7 +19,7 @@ _MARKERS = (
     "question|context"
 )
 _MARKER_RE = re.compile(
-    rf"(?:^|(?<=[.!?:;\n]))[ \t]*(?:the[ \t]+)?(?:{_MARKERS})[ \t]*(?:#?\d+[ \t]*)?:[ \t]*",
+    rf"(?:^|(?<=[.!?:;\n\"'”]))[ \t]*(?:the[ \t]+)?(?:{_MARKERS})[ \t]*(?:#?\d+[ \t]*)?:[ \t]*",
     re.IGNORECASE | re.MULTILINE,
 )
 # Quoted text of at least two words: "…", “…”, «…», '…' (not apostrophes), or a code fence.
@@ -31,7 +31,8 @@ _QUOTE_RE = re.compile(
 _LEADING_RE = re.compile(
     r"^(?:please[ ,]+|kindly[ ,]+|can you[ ,]+|could you[ ,]+|would you[ ,]+|i need you to[ ,]+|"
     r"i want you to[ ,]+|i'd like you to[ ,]+|your task is to[ ,]+|task:[ ]*|instruction:[ ]*|"
-    r"you are[^.]*?\.\s*|as an? [^,]*,\s*)+",
+    r"you are[^.]*?\.\s*|as an? [^,]*,\s*|in (?:under |at most |about |no more than )?\w+ (?:words|sentences?),\s*|"
+    r"briefly,\s*|now,\s*)+",
     re.IGNORECASE,
 )
 _TASK_VERBS_TEXT = """classify categorize categorise label tag rate determine decide identify detect tell summarize
@@ -56,7 +57,7 @@ _INSTRUCTION_HINTS = (
     "one word",
     "one sentence",
 )
-_SENTENCE_RE = re.compile(r"(?<=[.!?])\s+")
+_SENTENCE_RE = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +88,22 @@ def _strip_quotes(text: str) -> str:
 
 
 def split_text(text: str, lead_sentences: bool = True) -> tuple[str, str]:
-    """(instruction, subject) of one message; the instruction is empty when the text has none.
+    """(instruction, subject) of one message; an instruction may also close the message
+    ("<text> Is the answer correct? Reply yes or no.")."""
+    lead, subject = _split_leading(text, lead_sentences)
+    if lead or not lead_sentences or not subject:
+        return lead, subject
+    sentences = _SENTENCE_RE.split(subject)
+    taken = len(sentences)
+    while taken > 1 and looks_like_instruction(sentences[taken - 1]):
+        taken -= 1
+    if taken == len(sentences):
+        return "", subject
+    return " ".join(sentences[taken:]), " ".join(sentences[:taken]).strip()
+
+
+def _split_leading(text: str, lead_sentences: bool) -> tuple[str, str]:
+    """(instruction, subject) with the instruction first; empty when the text starts with none.
 
     ``lead_sentences`` off (a system message already gave the instruction) keeps a text whose
     first sentence merely sounds like a request ("Tell everyone: it leaks.") whole.
@@ -126,7 +142,7 @@ def split_text(text: str, lead_sentences: bool = True) -> tuple[str, str]:
 def from_parts(context: list[str], user: str) -> Prompt:
     """The prompt of ``context`` (system/developer/instructions texts) plus the last user text."""
     lead, subject = split_text(user, lead_sentences=not any(context))
-    if not subject and context:  # the user message is only an instruction; the text is elsewhere
+    if not subject and any(context):  # the user message is only an instruction; the text is elsewhere
         subject = user
     instruction = "\n".join([*(c for c in context if c), lead]).strip()
     return Prompt(instruction=instruction, subject=subject, user=user)

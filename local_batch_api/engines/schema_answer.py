@@ -19,6 +19,7 @@ import orjson
 
 from .extraction import Facts
 from .sentiment import Sentiment, analyze, is_opinion_word
+from .tasks import label_cues
 
 _MASK = (1 << 64) - 1
 _DEEP = 4  # past this depth, recursive schemas take their shortest branch
@@ -34,6 +35,10 @@ _STOPWORD_TEXT = """a about after again all also am an and any are as at be beca
     through to too under until up very was we were what when where which while who whom why will with
     would you your yours review text please following"""
 STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+_NOT_TOPICS_TEXT = """january february march april may june july august september october november december jan feb
+    mar apr jun jul aug sep sept oct nov dec monday tuesday wednesday thursday friday saturday sunday posted wrote
+    written stars star rated rating reviewed recommend would really also"""
+_NOT_TOPICS = frozenset(_NOT_TOPICS_TEXT.split())
 _SENTIMENT_LABELS = ("positive", "negative", "neutral")
 
 
@@ -82,9 +87,12 @@ class FillContext:
     def topics(self) -> list[str]:
         """Content words, most frequent first, then by first appearance; opinion words last."""
         counts: dict[str, int] = {}
+        skip = _NOT_TOPICS
+        if self.facts.names:  # people and dates are facts, not topics
+            skip = skip.union(w.lower() for name in self.facts.names for w in name.split())
         for word in self.words:
             lower = word.lower()
-            if len(lower) > 2 and lower not in STOPWORDS and not lower.isdigit():
+            if len(lower) > 2 and lower not in STOPWORDS and lower not in skip and not lower.isdigit():
                 counts[lower] = counts.get(lower, 0) + 1
         order = {w: i for i, w in enumerate(counts)}
         return sorted(counts, key=lambda w: (is_opinion_word(w), -counts[w], order[w]))
@@ -231,7 +239,7 @@ def _extracted_string(kind: str, ctx: FillContext) -> str | None:
     if kind == "rating":
         return f"{facts.ratings[0][0]:g}/{facts.ratings[0][1]}" if facts.ratings else None
     if kind == "product":
-        return ctx.topic(0) if ctx.topics else None
+        return facts.products[0] if facts.products else ctx.topic(0) if ctx.topics else None
     if kind == "name":
         return facts.names[0] if facts.names else None
     return None
@@ -502,15 +510,21 @@ def _compile_enum(members: object, name: str) -> Filler:
     count = len(members)
     verdicts = [m for m in members if isinstance(m, str) and m.lower() in _GOOD_FLAGS]
     others = [m for m in members if m not in verdicts]
-    named = [(m, frozenset(w[:5] for w in _tokens(m) if len(w) > 2)) for m in members if isinstance(m, str)]
+    named = [(m, label_cues(m)) for m in members if isinstance(m, str)]
 
     def fill(ctx: FillContext, depth: int, salt: int, index: int) -> object:
         if ctx.grade is not None and verdicts:
             return verdicts[0] if ctx.grade >= 0.5 or not others else others[0]
-        for member, stems in named:  # the first member the text names
-            if stems and not stems.isdisjoint(ctx.stems):
-                return member
-        return members[ctx.rand(salt) % count]
+        best, hits = None, 0
+        for member, cues in named:  # the member the text points at most
+            if (n := len(cues & ctx.stems)) > hits:
+                best, hits = member, n
+        if best is not None:
+            return best
+        fallback = [
+            m for m in members if isinstance(m, str) and m.lower() in ("other", "unknown", "none", "n/a")
+        ]
+        return fallback[0] if fallback else members[ctx.rand(salt) % count]
 
     return fill
 

@@ -119,8 +119,17 @@ class Task:
     topic: str = ""  # what a generation is about when no separate text is given
 
 
+_VERDICT_PAIR_RE = re.compile(
+    r"\b(yes|true|pass|correct|faithful|relevant)\s*(?:or|/)\s*(no|false|fail|incorrect|unfaithful|irrelevant)\b",
+    re.IGNORECASE,
+)
+
+
 def _listed_labels(instruction: str) -> tuple[str, ...]:
     """The first short list the instruction names ("as billing, shipping or other")."""
+    pair = _VERDICT_PAIR_RE.search(instruction)
+    if pair:
+        return (pair.group(1), pair.group(2))
     for m in _LIST_RE.finditer(instruction):
         items = [i.strip(" \"'`*:") for i in _LIST_SPLIT_RE.split(m.group(1) or m.group(2))]
         items = [i for i in items if i]
@@ -196,3 +205,25 @@ def detect(instruction: str) -> Task:
     # Anything else ("You are a helpful assistant.", "Tell me about turtles."): no set task; the
     # request itself is the topic when no separate text comes with it.
     return Task("none", topic=_topic(instruction) or instruction.strip().rstrip(".!?"), **common)
+
+
+# Words that point at common ticket and review categories without naming them.
+_CATEGORY_HINTS: dict[str, frozenset[str]] = {
+    key: frozenset(w[:5] for w in words.split())
+    for key, words in {
+        "billi": "charge charged invoice payment paid bill card refund overcharged subscription price",
+        "shipp": "delivery delivered arrived package parcel courier tracking late shipped box",
+        "deliv": "shipping arrived package parcel courier tracking late shipped box",
+        "quali": "broke broken defective stopped cheap flimsy cracked faulty leaks damaged",
+        "accou": "login password sign account locked email username",
+        "retur": "return refund exchange send back",
+        "techn": "error crash bug app website install update",
+    }.items()
+}
+
+
+@functools.lru_cache(maxsize=1024)
+def label_cues(label: str) -> frozenset[str]:
+    """Five-letter stems of a category label's words and of words that usually point at it."""
+    stems = {w[:5] for w in re.findall(r"[a-z0-9]+", label.lower()) if len(w) > 2}
+    return frozenset(stems.union(*(_CATEGORY_HINTS.get(stem, ()) for stem in stems)))
