@@ -195,3 +195,27 @@ class Facts:
         return [
             float(x.replace(",", "")) for x in re.findall(r"(?<![\w.])\d+(?:,\d{3})*(?:\.\d+)?", self.text)
         ]
+
+    def first(self, kind: str) -> str | None:
+        """The first value of a fact kind, as a person would write it; None when the text has none."""
+        if kind == "email":
+            return self.emails[0] if self.emails else None
+        if kind == "url":
+            return self.urls[0] if self.urls else None
+        if kind == "phone":
+            return self.phones[0] if self.phones else None
+        if kind == "currency":
+            return self.prices[0].currency if self.prices else None
+        if kind == "price":
+            return self.prices[0].text if self.prices else None
+        if kind == "date":
+            return self.dates[0] if self.dates else None
+        if kind == "name":
+            return self.names[0] if self.names else None
+        if kind == "count":
+            return f"{self.counts[0][0]} {self.counts[0][1]}" if self.counts else None
+        if kind == "rating":
+            return f"{self.ratings[0][0]:g}/{self.ratings[0][1]}" if self.ratings else None
+        if kind == "product":
+            return self.products[0] if self.products else None
+        return None

@@ -121,7 +121,8 @@ def _split_leading(text: str, lead_sentences: bool) -> tuple[str, str]:
         lead = text[: quote.start()]
         if looks_like_instruction(lead) or looks_like_instruction(text[quote.end() :]):
             inner = next(g for g in quote.groups() if g)
-            return (lead + " " + text[quote.end() :]).strip(), inner.strip()
+            around = " ".join(f"{lead} {text[quote.end() :]}".split())
+            return around.strip(" :"), inner.strip()
     first_line, newline, rest = text.partition("\n")
     if newline and rest.strip() and looks_like_instruction(first_line):
         return first_line.strip(), _strip_quotes(rest)

@@ -221,28 +221,11 @@ def field_kind(name: str, description: object = None, fmt: object = None) -> str
 
 
 def _extracted_string(kind: str, ctx: FillContext) -> str | None:
-    facts = ctx.facts
-    if kind == "email":
-        return facts.emails[0] if facts.emails else None
-    if kind == "url":
-        return facts.urls[0] if facts.urls else None
-    if kind == "phone":
-        return facts.phones[0] if facts.phones else None
-    if kind == "currency":
-        return facts.prices[0].currency if facts.prices else None
-    if kind == "price":
-        return facts.prices[0].text if facts.prices else None
-    if kind == "date":
-        return facts.dates[0] if facts.dates else None
-    if kind == "count":
-        return f"{facts.counts[0][0]}" if facts.counts else None
-    if kind == "rating":
-        return f"{facts.ratings[0][0]:g}/{facts.ratings[0][1]}" if facts.ratings else None
-    if kind == "product":
-        return facts.products[0] if facts.products else ctx.topic(0) if ctx.topics else None
-    if kind == "name":
-        return facts.names[0] if facts.names else None
-    return None
+    if kind == "count":  # a quantity field holds the number alone
+        return str(ctx.facts.counts[0][0]) if ctx.facts.counts else None
+    if kind == "product" and not ctx.facts.products:
+        return ctx.topic(0) if ctx.topics else None
+    return ctx.facts.first(kind)
 
 
 _MISSING_BY_FORMAT = {"email": "unknown@example.com", "uri": "https://example.com/", "date": "2025-01-01"}

@@ -165,31 +165,10 @@ def summarize(task: Task, text: str) -> str:
 # -- extraction ------------------------------------------------------------------------------------
 
 
-def extracted(kind: str, facts: Facts) -> str | None:
-    """The first value of an entity kind in the text, as a person would write it; None if absent."""
-    if kind == "email":
-        return facts.emails[0] if facts.emails else None
-    if kind == "phone":
-        return facts.phones[0] if facts.phones else None
-    if kind == "url":
-        return facts.urls[0] if facts.urls else None
-    if kind == "price":
-        return facts.prices[0].text if facts.prices else None
-    if kind == "date":
-        return facts.dates[0] if facts.dates else None
-    if kind == "name":
-        return facts.names[0] if facts.names else None
-    if kind == "count":
-        return f"{facts.counts[0][0]} {facts.counts[0][1]}" if facts.counts else None
-    if kind == "rating":
-        return f"{facts.ratings[0][0]:g}/{facts.ratings[0][1]}" if facts.ratings else None
-    return None
-
-
 def _found(task: Task, text: str) -> dict[str, str | None]:
     facts = Facts(text)
     kinds = task.entities or tuple(_ENTITY_NAMES)
-    values = {kind: extracted(kind, facts) for kind in kinds}
+    values = {kind: facts.first(kind) for kind in kinds}
     if not task.entities:
         values = {k: v for k, v in values.items() if v is not None}
     return values
