@@ -1,8 +1,10 @@
 """The offline engine: answers each endpoint the way the OpenAI service would, deterministically.
 
 Replies are pure functions of (url, body): ids and seeds come from a hash of the request, so the
-same request always yields a byte-identical body. Sentiment-style prompts get VADER answers, JSON
-schemas get schema-valid JSON, embeddings are feature-hashed unit vectors.
+same request always yields a byte-identical body. Each prompt is split into instruction and
+subject (``prompt_parts``), the instruction read for its task (``tasks``) and the task answered
+from the subject alone (``text_answers``; ``schema_answer`` for JSON schemas, filled from the
+facts ``extraction`` finds). Sentiment comes from VADER, embeddings are feature-hashed unit vectors.
 """
 
 from __future__ import annotations

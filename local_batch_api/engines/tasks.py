@@ -75,6 +75,8 @@ _SUMMARY = ("summar", "tl;dr", "tldr", "condense", "gist", "shorten", "key point
 _EXTRACT = ("extract", "pull out", "pull the", "parse", "find the", "list the", "identify the", "fill in")
 _GENERATE = (
     "write",
+    "ideas",
+    "brainstorm",
     "generate",
     "draft",
     "compose",
@@ -201,7 +203,8 @@ def detect(instruction: str) -> Task:
     if re.search(r"\b(?:classify|categori[sz]e|label|tag|assign)\b", lower):
         return Task("classify", labels=_listed_labels(instruction), **common)
     if re.match(r"\s*(?:does|is|are|did|was|were|has|have)\b", lower):
-        return Task("question", **common)
+        labels = _listed_labels(re.sub(r"\babout\b", "as", instruction))
+        return Task("classify", labels=labels, **common) if labels else Task("question", **common)
     # Anything else ("You are a helpful assistant.", "Tell me about turtles."): no set task; the
     # request itself is the topic when no separate text comes with it.
     return Task("none", topic=_topic(instruction) or instruction.strip().rstrip(".!?"), **common)
@@ -214,7 +217,7 @@ _CATEGORY_HINTS: dict[str, frozenset[str]] = {
         "billi": "charge charged invoice payment paid bill card refund overcharged subscription price",
         "shipp": "delivery delivered arrived package parcel courier tracking late shipped box",
         "deliv": "shipping arrived package parcel courier tracking late shipped box",
-        "quali": "broke broken defective stopped cheap flimsy cracked faulty leaks damaged",
+        "quali": "broke broken defective stopped cheap flimsy cracked faulty leaks damaged snapped ripped torn poor",
         "accou": "login password sign account locked email username",
         "retur": "return refund exchange send back",
         "techn": "error crash bug app website install update",

@@ -146,17 +146,48 @@ def _sentiment(task: Task, prompt: Prompt) -> str:
 # -- summaries -------------------------------------------------------------------------------------
 
 
+def _lower_first(sentence: str) -> str:
+    first = sentence.split(" ", 1)[0]
+    if first == "I" or first.startswith("I'") or not first[1:2].islower():
+        return sentence  # "I", "API", "Q3": kept as written
+    return sentence[:1].lower() + sentence[1:]
+
+
+def _merged(sentences: list[str]) -> str:
+    """Short sentences as one: "Revenue rose, churn fell and we hired 14 engineers."."""
+    bare = [s.rstrip(".!?;") for s in sentences]
+    if len(bare) == 1:
+        return sentences[0]
+    rest = [_lower_first(s) for s in bare[1:]]
+    return f"{', '.join([bare[0], *rest[:-1]])} and {rest[-1]}."
+
+
+def _cut(words: list[str], limit: int) -> str:
+    """At most ``limit`` words, ended at a clause boundary when one is near."""
+    text = " ".join(words[:limit])
+    if len(words) > limit:
+        comma = text.rfind(",")
+        if comma > len(text) // 2:
+            text = text[:comma]
+    return text.rstrip(",;: ")
+
+
 def summarize(task: Task, text: str) -> str:
-    """The text's leading sentence(s) within the asked length, as a one-line summary."""
+    """The text's point within the asked length, in its own words: its leading sentence, or its
+    short sentences merged into one."""
     sentences = _sentences(text)
     if not sentences:
         return "The text is empty, so there is nothing to summarize."
-    chosen = sentences[: task.sentence_limit or 1]
-    if task.sentence_limit is None and len(chosen[0].split()) < 5 and len(sentences) > 1:
-        chosen = sentences[:2]  # a very short opening rarely carries the point on its own
-    words = " ".join(chosen).split()
     limit = task.word_limit or 40
-    summary = " ".join(words[:limit]).rstrip(",;:")
+    if task.sentence_limit is not None and task.sentence_limit > 1:
+        summary = _cut(" ".join(sentences[: task.sentence_limit]).split(), limit)
+    else:
+        taken = 1
+        while taken < min(3, len(sentences)) and len(" ".join(sentences[: taken + 1]).split()) <= min(
+            limit, 30
+        ):
+            taken += 1
+        summary = _cut(_merged(sentences[:taken]).split(), limit)
     if summary[-1] not in ".!?":
         summary += "."
     return _cap(summary)
@@ -339,6 +370,14 @@ def _generate(task: Task, prompt: Prompt, seed: int) -> str:
     name = _article_free(facts[0])
     if any(k in lower for k in ("title", "headline", "subject line", "tagline", "slogan", "name for")):
         return _title(f"{name}: {facts[1]}" if len(facts) > 1 else name)
+    if re.search(r"\b(?:ideas|list|bullets?|suggestions|brainstorm)\b", lower):
+        subject = re.split(r"\b(?:about|on|for)\s+", source)[-1].strip(" .") or name
+        lines = (
+            f"A beginner's guide to {subject}",
+            f"Five common mistakes with {subject}, and how to avoid them",
+            f"What a year of {subject} taught us",
+        )
+        return "\n".join(f"{i}. {line}" for i, line in enumerate(lines, start=1))
     topics = [w for w in FillContext(source, seed).topics if w.isalpha()][:2]
     if any(k in lower for k in ("tweet", "post", "caption")):
         tags = " ".join(f"#{t}" for t in topics)
@@ -350,18 +389,6 @@ def _generate(task: Task, prompt: Prompt, seed: int) -> str:
     if "haiku" in lower or "poem" in lower:
         first = topics[0] if topics else name
         return f"{_cap(first)} at first light\nquiet hours drift slowly by\n{name} stays with me"
-    if re.search(r"\b(?:ideas|list|bullet|suggestions)\b", lower):
-        return "\n".join(
-            f"{i}. {line}"
-            for i, line in enumerate(
-                (
-                    f"Show the {name} in everyday use",
-                    f"Compare the {name} with what people use today",
-                    f"Share a short customer story about the {name}",
-                ),
-                start=1,
-            )
-        )
     if re.search(r"\b(?:email|letter|newsletter)\b", lower):
         details = f": {', '.join(facts[1:])}" if len(facts) > 1 else ""
         return (
@@ -374,8 +401,36 @@ def _generate(task: Task, prompt: Prompt, seed: int) -> str:
     return body
 
 
+_GREETINGS = ("hello", "hi", "hey", "good morning", "good afternoon", "good evening")
+_THANKS = ("thanks", "thank you", "cheers")
+_OPENING_RE = re.compile(
+    r"^(?:please\s+)?(?:explain|describe|tell me(?: about)?|give me an overview of)\s+"
+    r"(?:what|how|why|who)?\s*",
+    re.IGNORECASE,
+)
+
+
+def _is_chat_turn(text: str) -> bool:
+    """A greeting, a thanks or one short question: talk to answer, not a text to summarize."""
+    said = text.lower().strip(" !.?")
+    if said in _GREETINGS or said in _THANKS:
+        return True
+    return text.rstrip().endswith("?") and len(text.split()) <= 25 and len(_sentences(text)) == 1
+
+
 def _overview(topic: str, seed: int) -> str:
     """A short, hedged note on a topic asked about with no text to work from."""
+    said = topic.lower().strip(" !.?")
+    if said in _GREETINGS:
+        return "Hello! How can I help you today?"
+    if said in _THANKS:
+        return "You're welcome! Let me know if there is anything else I can help with."
+    if topic.rstrip().endswith("?") and not _OPENING_RE.match(topic):
+        return (
+            "I don't have enough context to answer that reliably. "
+            "If you share the text or details it should be based on, I can answer from them."
+        )
+    topic = re.sub(r"\s+(?:is|are|works?|means?)$", "", _OPENING_RE.sub("", topic).strip(" ?.!")) or topic
     keys = [w for w in FillContext(topic, seed).topics if w.isalpha()][:3] or [topic]
     listed = ", ".join(keys[:-1]) + (" and " if len(keys) > 1 else "") + keys[-1]
     return (
@@ -437,6 +492,8 @@ def answer_text(task: Task, prompt: Prompt, seed: int) -> str:
         return _generate(task, prompt, seed)
     if kind == "none" and not prompt.subject and task.topic:
         return _overview(task.topic, seed)
+    if kind == "none" and _is_chat_turn(prompt.subject):
+        return _overview(prompt.subject, seed)
     if kind == "translate":
         return _translate(task, prompt)
     if kind == "question":
