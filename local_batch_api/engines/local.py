@@ -257,6 +257,66 @@ def _answer(kind: str, schema: dict | None, name: str, prompt: Prompt, seed: int
     return answer_text(task, prompt, seed)
 
 
+def _forced_tool(tools: object, tool_choice: object) -> tuple[str, dict, bool] | None:
+    """(name, parameters schema, named) of the function a chat request forces the model to call:
+    ``tool_choice`` naming one, or ``"required"`` (the first tool). None when the model may answer."""
+    if not isinstance(tools, list) or not tools or tool_choice in (None, "auto", "none"):
+        return None
+    functions = {}
+    for i, tool in enumerate(tools):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise _missing(f"tools[{i}].function.name")
+        parameters = function.get("parameters")
+        functions.setdefault(
+            function["name"], parameters if isinstance(parameters, dict) else {"type": "object"}
+        )
+    if tool_choice == "required":
+        first = next(iter(functions))
+        return first, functions[first], False
+    if isinstance(tool_choice, dict):
+        wanted = (
+            (tool_choice.get("function") or {}).get("name")
+            if isinstance(tool_choice.get("function"), dict)
+            else None
+        )
+        if wanted not in functions:
+            raise _BadRequest(
+                f"Invalid value for 'tool_choice': tool_choice '{wanted}' not found in 'tools' parameter.",
+                "tool_choice",
+            )
+        return wanted, functions[wanted], True
+    return None
+
+
+def _tool_call_choice(index: int, forced: tuple[str, dict, bool], prompt: Prompt, seed: int) -> dict:
+    """A choice that calls the forced function, its arguments filled from the subject like a schema."""
+    name, parameters, named = forced
+    task = detect(prompt.instruction)
+    graded = evaluation_grade(prompt) if task.kind == "evaluate" else None
+    try:
+        arguments = fill_schema(parameters, prompt.subject, seed, graded)
+    except SchemaError as exc:
+        raise _BadRequest(f"Invalid schema for function '{name}': {exc}.", "tools") from exc
+    call = {
+        "id": f"call_{seed:016x}{index:08x}",
+        "type": "function",
+        "function": {"name": name, "arguments": orjson.dumps(arguments).decode()},
+    }
+    return {
+        "index": index,
+        "message": {
+            "role": "assistant",
+            "content": None,
+            "refusal": None,
+            "annotations": [],
+            "tool_calls": [call],
+        },
+        "logprobs": None,
+        "finish_reason": "stop" if named else "tool_calls",
+    }
+
+
 def _limit(content: str, max_tokens: int | None) -> tuple[str, int, bool]:
     """(content, completion tokens, truncated) under a max-tokens budget."""
     tokens = text_tokens(content)
@@ -504,9 +564,15 @@ class LocalEngine:
                 "messages",
             )
         parts = _prompt(messages)
+        forced = _forced_tool(body.get("tools"), body.get("tool_choice"))
         seed = int.from_bytes(digest[:8], "little")
         choices, completion_tokens = [], 0
         for i in range(n):
+            if forced is not None:
+                choice = _tool_call_choice(i, forced, parts, _choice_seed(seed, i))
+                completion_tokens += text_tokens(choice["message"]["tool_calls"][0]["function"]["arguments"])
+                choices.append(choice)
+                continue
             content, tokens, cut = _limit(
                 _answer(kind, schema, name, parts, _choice_seed(seed, i)), max_tokens
             )
