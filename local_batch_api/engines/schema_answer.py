@@ -257,8 +257,10 @@ def _string_source(
         return lambda ctx, salt, index: ctx.sentence
     if _has(n, _LABEL_KEYS):
         return lambda ctx, salt, index: ctx.sentiment.label
+    if _has(n, _TITLE_KEYS) and fmt is None:  # "email_subject", "title_name": a title, not a fact
+        return lambda ctx, salt, index: ctx.title
     kind = field_kind(name, description, fmt)
-    if kind is not None and not (kind == "name" and _has(n, _TITLE_KEYS)):
+    if kind is not None:
         return _extraction_source(kind, fmt, nullable)
     if isinstance(fmt, str) and fmt in _FORMATS:
         by_format = _FORMATS[fmt]
