@@ -1,8 +1,10 @@
 """The offline engine: answers each endpoint the way the OpenAI service would, deterministically.
 
 Replies are pure functions of (url, body): ids and seeds come from a hash of the request, so the
-same request always yields a byte-identical body. Sentiment-style prompts get VADER answers, JSON
-schemas get schema-valid JSON, embeddings are feature-hashed unit vectors.
+same request always yields a byte-identical body. Each prompt is split into instruction and
+subject (``prompt_parts``), the instruction read for its task (``tasks``) and the task answered
+from the subject alone (``text_answers``; ``schema_answer`` for JSON schemas, filled from the
+facts ``extraction`` finds). Sentiment comes from VADER, embeddings are feature-hashed unit vectors.
 """
 
 from __future__ import annotations
@@ -24,8 +26,11 @@ from collections.abc import Callable
 import orjson
 
 from . import EngineReply, error_body
-from .schema_answer import STOPWORDS, FillContext, SchemaError, fill_schema
-from .sentiment import analyze
+from .prompt_parts import Prompt, from_parts
+from .schema_answer import STOPWORDS, SchemaError, fill_schema
+from .tasks import detect
+from .text_answers import answer_object, answer_text
+from .text_answers import grade as evaluation_grade
 from .tokens import (
     EMBEDDING_INPUT_LIMIT,
     context_window,
@@ -39,7 +44,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CREATED = 1_735_689_600  # 2025-01-01T00:00:00Z: a fixed clock keeps replies byte-identical
 _MASK = (1 << 64) - 1
-_REVIEW_RE = re.compile(r"^[ \t]*review:", re.IGNORECASE | re.MULTILINE)
 _WORD_RE = re.compile(r"\w+")
 _CHAT_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 _RESPONSES_ROLES = ("system", "developer", "user", "assistant")
@@ -173,21 +177,21 @@ def _check_messages(messages: object, param: str, roles: tuple[str, ...], typed_
     return messages
 
 
-def _subject(messages: list) -> str:
-    """The text to analyse: the last user message, from its 'Review:' line on if it has one."""
-    chosen = None
-    for message in reversed(messages):
-        if isinstance(message, dict) and message.get("role") == "user":
-            chosen = message
-            break
-    if chosen is None:
-        chosen = messages[-1] if messages and isinstance(messages[-1], dict) else {}
-    return _after_review_marker(_content_text(chosen.get("content")))
-
-
-def _after_review_marker(text: str) -> str:
-    match = _REVIEW_RE.search(text)
-    return text[match.end() :].strip() if match else text
+def _prompt(messages: list, *context: object) -> Prompt:
+    """Instruction and subject of a message list: system/developer messages (and ``context``, the
+    responses ``instructions``) instruct; the last user message holds the text, maybe behind a lead-in."""
+    lead = [c for c in context if isinstance(c, str)]
+    user = None
+    for message in messages:
+        if not isinstance(message, dict):
+            continue
+        if message.get("role") in ("system", "developer"):
+            lead.append(_content_text(message.get("content")))
+        elif message.get("role") == "user":
+            user = message
+    if user is None:
+        user = messages[-1] if messages and isinstance(messages[-1], dict) else {}
+    return from_parts(lead, _content_text(user.get("content")))
 
 
 def _all_text(messages: list, *extra: object) -> str:
@@ -236,35 +240,81 @@ def _format_spec(fmt: object, param: str, nested: bool) -> tuple[str, dict | Non
 # answers
 
 
-def _mentions_sentiment(prompt: str) -> bool:
-    lower = prompt.lower()
-    return "sentiment" in lower or ("positive" in lower and "negative" in lower)
-
-
-def _sentiment_text(text: str) -> str:
-    s = analyze(text)
-    return f"{s.label.capitalize()}. {s.reason[0].upper()}{s.reason[1:]}."
-
-
-def _answer(kind: str, schema: dict | None, name: str, text: str, sentiment: bool, seed: int) -> str:
+def _answer(kind: str, schema: dict | None, name: str, prompt: Prompt, seed: int) -> str:
     """The assistant's text for one choice."""
+    task = detect(prompt.instruction)
     if kind == "json_schema" and schema is not None:
+        graded = evaluation_grade(prompt) if task.kind == "evaluate" else None
         try:
-            value = fill_schema(schema, text, seed)
+            value = fill_schema(schema, prompt.subject, seed, graded)
         except SchemaError as exc:
             raise _BadRequest(
                 f"Invalid schema for response_format '{name}': {exc}.", "response_format"
             ) from exc
         return orjson.dumps(value).decode()
     if kind != "text":  # json_object, or json_schema without a schema
-        if sentiment:
-            s = analyze(text)
-            return orjson.dumps({"label": s.label, "confidence": s.confidence, "reason": s.reason}).decode()
-        ctx = FillContext(text, seed)
-        return orjson.dumps({"summary": ctx.summary, "keywords": ctx.topics[:3]}).decode()
-    if sentiment:
-        return _sentiment_text(text)
-    return FillContext(text, seed).summary
+        return orjson.dumps(answer_object(task, prompt, seed)).decode()
+    return answer_text(task, prompt, seed)
+
+
+def _forced_tool(tools: object, tool_choice: object) -> tuple[str, dict, bool] | None:
+    """(name, parameters schema, named) of the function a chat request forces the model to call:
+    ``tool_choice`` naming one, or ``"required"`` (the first tool). None when the model may answer."""
+    if not isinstance(tools, list) or not tools or tool_choice in (None, "auto", "none"):
+        return None
+    functions = {}
+    for i, tool in enumerate(tools):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise _missing(f"tools[{i}].function.name")
+        parameters = function.get("parameters")
+        functions.setdefault(
+            function["name"], parameters if isinstance(parameters, dict) else {"type": "object"}
+        )
+    if tool_choice == "required":
+        first = next(iter(functions))
+        return first, functions[first], False
+    if isinstance(tool_choice, dict):
+        wanted = (
+            (tool_choice.get("function") or {}).get("name")
+            if isinstance(tool_choice.get("function"), dict)
+            else None
+        )
+        if wanted not in functions:
+            raise _BadRequest(
+                f"Invalid value for 'tool_choice': tool_choice '{wanted}' not found in 'tools' parameter.",
+                "tool_choice",
+            )
+        return wanted, functions[wanted], True
+    return None
+
+
+def _tool_call_choice(index: int, forced: tuple[str, dict, bool], prompt: Prompt, seed: int) -> dict:
+    """A choice that calls the forced function, its arguments filled from the subject like a schema."""
+    name, parameters, named = forced
+    task = detect(prompt.instruction)
+    graded = evaluation_grade(prompt) if task.kind == "evaluate" else None
+    try:
+        arguments = fill_schema(parameters, prompt.subject, seed, graded)
+    except SchemaError as exc:
+        raise _BadRequest(f"Invalid schema for function '{name}': {exc}.", "tools") from exc
+    call = {
+        "id": f"call_{seed:016x}{index:08x}",
+        "type": "function",
+        "function": {"name": name, "arguments": orjson.dumps(arguments).decode()},
+    }
+    return {
+        "index": index,
+        "message": {
+            "role": "assistant",
+            "content": None,
+            "refusal": None,
+            "annotations": [],
+            "tool_calls": [call],
+        },
+        "logprobs": None,
+        "finish_reason": "stop" if named else "tool_calls",
+    }
 
 
 def _limit(content: str, max_tokens: int | None) -> tuple[str, int, bool]:
@@ -513,13 +563,18 @@ class LocalEngine:
                 "'json_object'.",
                 "messages",
             )
-        text = _subject(messages)
-        sentiment = _mentions_sentiment(prompt)
+        parts = _prompt(messages)
+        forced = _forced_tool(body.get("tools"), body.get("tool_choice"))
         seed = int.from_bytes(digest[:8], "little")
         choices, completion_tokens = [], 0
         for i in range(n):
+            if forced is not None:
+                choice = _tool_call_choice(i, forced, parts, _choice_seed(seed, i))
+                completion_tokens += text_tokens(choice["message"]["tool_calls"][0]["function"]["arguments"])
+                choices.append(choice)
+                continue
             content, tokens, cut = _limit(
-                _answer(kind, schema, name, text, sentiment, _choice_seed(seed, i)), max_tokens
+                _answer(kind, schema, name, parts, _choice_seed(seed, i)), max_tokens
             )
             completion_tokens += tokens
             choices.append(
@@ -563,10 +618,10 @@ class LocalEngine:
         if input_ is None:
             raise _missing("input")
         if isinstance(input_, str):
-            text, prompt = _after_review_marker(input_), input_
+            parts, prompt = from_parts([instructions or ""], input_), input_
         else:
             items = _check_messages(input_, "input", _RESPONSES_ROLES, typed_items=True)
-            text, prompt = _subject(items), _all_text(items)
+            parts, prompt = _prompt(items, instructions), _all_text(items)
         prompt = f"{instructions}\n{prompt}" if instructions else prompt
         max_tokens = _optional_int(body, "max_output_tokens", 16)
         text_cfg = body.get("text")
@@ -589,7 +644,7 @@ class LocalEngine:
             )
         seed = int.from_bytes(digest[:8], "little")
         try:
-            answer = _answer(kind, schema, name, text, _mentions_sentiment(prompt), seed)
+            answer = _answer(kind, schema, name, parts, seed)
         except _BadRequest as exc:
             exc.body["error"]["message"] = exc.body["error"]["message"].replace(
                 "response_format", "text.format"
@@ -680,11 +735,9 @@ class LocalEngine:
                     "context_length_exceeded",
                 )
             prompt_tokens += tokens
-            subject = _after_review_marker(text)
+            parts = from_parts([], text)
             for j in range(n):
-                raw = _answer(
-                    "text", None, "", subject, _mentions_sentiment(text), _choice_seed(seed, p_index * n + j)
-                )
+                raw = _answer("text", None, "", parts, _choice_seed(seed, p_index * n + j))
                 content, used, cut = _limit(" " + raw, max_tokens) if max_tokens else ("", 0, True)
                 completion_tokens += used
                 choices.append(

@@ -17,7 +17,9 @@ from functools import cached_property
 
 import orjson
 
+from .extraction import Facts
 from .sentiment import Sentiment, analyze, is_opinion_word
+from .tasks import label_cues
 
 _MASK = (1 << 64) - 1
 _DEEP = 4  # past this depth, recursive schemas take their shortest branch
@@ -33,6 +35,10 @@ _STOPWORD_TEXT = """a about after again all also am an and any are as at be beca
     through to too under until up very was we were what when where which while who whom why will with
     would you your yours review text please following"""
 STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+_NOT_TOPICS_TEXT = """january february march april may june july august september october november december jan feb
+    mar apr jun jul aug sep sept oct nov dec monday tuesday wednesday thursday friday saturday sunday posted wrote
+    written stars star rated rating reviewed recommend would really also"""
+_NOT_TOPICS = frozenset(_NOT_TOPICS_TEXT.split())
 _SENTIMENT_LABELS = ("positive", "negative", "neutral")
 
 
@@ -51,9 +57,15 @@ def _mix(x: int) -> int:
 class FillContext:
     """What a filler may draw on: the analysed text and the request's seed. Everything is lazy."""
 
-    def __init__(self, text: str, seed: int) -> None:
+    def __init__(self, text: str, seed: int, evaluation: tuple[float, str] | None = None) -> None:
         self.text = text
         self.seed = seed
+        # (quality in [0, 1], why) of an answer under evaluation; scores and verdicts follow it
+        self.grade, self.grade_reason = evaluation if evaluation is not None else (None, "")
+
+    @cached_property
+    def facts(self) -> Facts:
+        return Facts(self.text)
 
     def rand(self, salt: int) -> int:
         return _mix(self.seed ^ salt)
@@ -67,12 +79,20 @@ class FillContext:
         return _WORD_RE.findall(self.text)
 
     @cached_property
+    def stems(self) -> frozenset[str]:
+        """The first five letters of each lower-cased word: "refunds" and "refunded" meet."""
+        return frozenset(w.lower()[:5] for w in self.words if len(w) > 2)
+
+    @cached_property
     def topics(self) -> list[str]:
         """Content words, most frequent first, then by first appearance; opinion words last."""
         counts: dict[str, int] = {}
+        skip = _NOT_TOPICS
+        if self.facts.names:  # people and dates are facts, not topics
+            skip = skip.union(w.lower() for name in self.facts.names for w in name.split())
         for word in self.words:
             lower = word.lower()
-            if len(lower) > 2 and lower not in STOPWORDS and not lower.isdigit():
+            if len(lower) > 2 and lower not in STOPWORDS and lower not in skip and not lower.isdigit():
                 counts[lower] = counts.get(lower, 0) + 1
         order = {w: i for i, w in enumerate(counts)}
         return sorted(counts, key=lambda w: (is_opinion_word(w), -counts[w], order[w]))
@@ -92,17 +112,24 @@ class FillContext:
         return " ".join(words[start : start + size])
 
     @cached_property
-    def summary(self) -> str:
-        """The first sentence of the text, at most 24 words, as a one-line summary."""
+    def sentence(self) -> str:
+        """The first sentence of the text, at most 24 words: a one-line summary."""
         text = " ".join(self.text.split())
         if not text:
-            return "Nothing to summarize: the input is empty."
+            return "The text is empty."
         first = _SENTENCE_END_RE.split(text, maxsplit=1)[0]
         words = first.split()
         sentence = " ".join(words[:24]).rstrip(",;:")
         if len(words) > 24 or sentence[-1] not in ".!?":
             sentence += "."
-        return f"Summary: {sentence}"
+        return sentence[:1].upper() + sentence[1:]
+
+    @property
+    def summary(self) -> str:
+        """The answer to a bare text with no instruction: its first sentence, labelled."""
+        return (
+            f"Summary: {self.sentence}" if self.text.strip() else "Nothing to summarize: the input is empty."
+        )
 
     @property
     def title(self) -> str:
@@ -152,17 +179,92 @@ def _uuid(a: int, b: int) -> str:
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-8{h[17:20]}-{h[20:32]}"
 
 
-def _string_source(name: str, fmt: object) -> Callable[[FillContext, int, int], str]:
+_NAME_TOKEN_RE = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
+# Field kinds a name (or, failing that, a description) names, first match wins.
+_FIELD_KINDS: tuple[tuple[str, frozenset[str]], ...] = tuple(
+    (kind, frozenset(words.split()))
+    for kind, words in (
+        ("email", "email emails mail"),
+        ("url", "url urls link links website homepage uri"),
+        ("phone", "phone telephone tel mobile cell"),
+        ("currency", "currency"),
+        ("price", "price prices amount cost costs total paid usd eur gbp fee spend spent subtotal"),
+        ("date", "date dates day when"),
+        ("count", "count quantity qty num units"),
+        ("rating", "rating stars"),
+        ("product", "product item model sku"),
+        ("name", "name author reviewer customer sender person contact signer buyer"),
+    )
+)
+
+
+def _tokens(text: str) -> list[str]:
+    return [t.lower() for t in _NAME_TOKEN_RE.findall(text)]
+
+
+def field_kind(name: str, description: object = None, fmt: object = None) -> str | None:
+    """What a field holds, from its format, then its name's words, then its description's."""
+    if fmt == "email":
+        return "email"
+    if fmt in ("uri", "url"):
+        return "url"
+    if fmt in ("date", "date-time"):
+        return "date"
+    for words in (_tokens(name), _tokens(description) if isinstance(description, str) else []):
+        if words:
+            for kind, keys in _FIELD_KINDS:
+                if keys.intersection(words):
+                    return kind
+            if "number" in words and "of" in words:  # number_of_items
+                return "count"
+    return None
+
+
+def _extracted_string(kind: str, ctx: FillContext) -> str | None:
+    if kind == "count":  # a quantity field holds the number alone
+        return str(ctx.facts.counts[0][0]) if ctx.facts.counts else None
+    if kind == "product" and not ctx.facts.products:
+        return ctx.topic(0) if ctx.topics else None
+    return ctx.facts.first(kind)
+
+
+_MISSING_BY_FORMAT = {"email": "unknown@example.com", "uri": "https://example.com/", "date": "2025-01-01"}
+
+
+def _extraction_source(
+    kind: str, fmt: object, nullable: bool
+) -> Callable[[FillContext, int, int], str | None]:
+    """The text's value for a field kind; None (if the field allows null) or "N/A" when absent."""
+    missing = None if nullable else _MISSING_BY_FORMAT.get(fmt, "N/A") if isinstance(fmt, str) else "N/A"
+    date_time = fmt == "date-time"
+
+    def source(ctx: FillContext, salt: int, index: int) -> str | None:
+        value = _extracted_string(kind, ctx)
+        if value is None:
+            return "2025-01-01T00:00:00Z" if date_time and not nullable else missing
+        return f"{value}T00:00:00Z" if date_time else value
+
+    return source
+
+
+def _string_source(
+    name: str, fmt: object, description: object = None, nullable: bool = False
+) -> Callable[[FillContext, int, int], str | None]:
+    n = _norm(name)
+    if _has(n, _REASON_KEYS):
+        return lambda ctx, salt, index: ctx.grade_reason if ctx.grade is not None else ctx.sentiment.reason
+    if _has(n, _SUMMARY_KEYS) and fmt is None:
+        return lambda ctx, salt, index: ctx.sentence
+    if _has(n, _LABEL_KEYS):
+        return lambda ctx, salt, index: ctx.sentiment.label
+    if _has(n, _TITLE_KEYS) and fmt is None:  # "email_subject", "title_name": a title, not a fact
+        return lambda ctx, salt, index: ctx.title
+    kind = field_kind(name, description, fmt)
+    if kind is not None:
+        return _extraction_source(kind, fmt, nullable)
     if isinstance(fmt, str) and fmt in _FORMATS:
         by_format = _FORMATS[fmt]
         return lambda ctx, salt, index: by_format(ctx, salt)
-    n = _norm(name)
-    if _has(n, _REASON_KEYS):
-        return lambda ctx, salt, index: ctx.sentiment.reason
-    if _has(n, _SUMMARY_KEYS):
-        return lambda ctx, salt, index: ctx.summary
-    if _has(n, _LABEL_KEYS):
-        return lambda ctx, salt, index: ctx.sentiment.label
     if _has(n, _TOPIC_KEYS):
         return lambda ctx, salt, index: ctx.topic(index)
     if _has(n, _TITLE_KEYS):
@@ -189,15 +291,20 @@ def _fit_length(value: str, min_len: int, max_len: int | None, ctx: FillContext)
     return value
 
 
-def _compile_string(schema: dict, name: str) -> Filler:
-    source = _string_source(name, schema.get("format"))
+def _compile_string(schema: dict, name: str, nullable: bool = False) -> Filler:
+    source = _string_source(name, schema.get("format"), schema.get("description"), nullable)
     min_len = _int_keyword(schema, "minLength") or 0
     max_len = _int_keyword(schema, "maxLength")
     if max_len is not None and max_len < min_len:
         raise SchemaError(f"maxLength is smaller than minLength for '{name or 'root'}'")
     if not min_len and max_len is None:
         return lambda ctx, depth, salt, index: source(ctx, salt, index)
-    return lambda ctx, depth, salt, index: _fit_length(source(ctx, salt, index), min_len, max_len, ctx)
+
+    def fill(ctx: FillContext, depth: int, salt: int, index: int) -> str | None:
+        value = source(ctx, salt, index)
+        return None if value is None else _fit_length(value, min_len, max_len, ctx)
+
+    return fill
 
 
 # ---------------------------------------------------------------------------------------------
@@ -206,6 +313,7 @@ def _compile_string(schema: dict, name: str) -> Filler:
 
 _CONFIDENCE_KEYS = ("confidence", "probability", "certainty", "likelihood", "prob")
 _RATING_KEYS = ("rating", "stars", "score", "polarity", "sentiment")
+_GRADE_KEYS = ("grade", "quality", "relevance", "faithfulness", "helpfulness", "accuracy", "correctness")
 
 
 def _int_keyword(schema: dict, key: str) -> int | None:
@@ -226,7 +334,24 @@ def _bound(schema: dict, key: str) -> float | None:
     return value
 
 
-def _compile_number(schema: dict, name: str, integer: bool) -> Filler:
+def _extracted_number(
+    kind: str | None, ctx: FillContext, low: float | None, high: float | None
+) -> float | None:
+    facts = ctx.facts
+    if kind == "price" and facts.prices:
+        return facts.prices[0].amount
+    if kind == "count" and facts.counts:
+        return facts.counts[0][0]
+    if kind == "rating" and facts.ratings:
+        value, out_of = facts.ratings[0]
+        if high is not None and high != out_of:  # "4/5" into a 1-10 field
+            a = low if low is not None else 0
+            return a + value / out_of * (high - a)
+        return value
+    return None
+
+
+def _compile_number(schema: dict, name: str, integer: bool, nullable: bool = False) -> Filler:
     lo, hi = _bound(schema, "minimum"), _bound(schema, "maximum")
     xlo, xhi = _bound(schema, "exclusiveMinimum"), _bound(schema, "exclusiveMaximum")
     step = _bound(schema, "multipleOf")
@@ -244,25 +369,36 @@ def _compile_number(schema: dict, name: str, integer: bool) -> Filler:
         raise SchemaError(f"the bounds of '{name or 'root'}' admit no value")
 
     n = _norm(name)
+    kind = field_kind(name, schema.get("description"))
     unit = (low is None or low >= 0) and (high is None or high <= 1)
-    if _has(n, _CONFIDENCE_KEYS) or ("score" in n and unit):
+    if kind in ("price", "count"):
+        missing = None if nullable else 0
+
+        def raw(ctx: FillContext, salt: int) -> float | None:
+            value = _extracted_number(kind, ctx, low, high)
+            return missing if value is None else value
+
+    elif _has(n, _CONFIDENCE_KEYS) or ("score" in n and unit):
         a, b = (low if low is not None else 0), (high if high is not None else max(1, (low or 0) + 1))
 
-        def raw(ctx: FillContext, salt: int) -> float:
-            return a + ctx.sentiment.confidence * (b - a)
+        def raw(ctx: FillContext, salt: int) -> float | None:
+            return a + (ctx.grade if ctx.grade is not None else ctx.sentiment.confidence) * (b - a)
 
-    elif _has(n, _RATING_KEYS):
+    elif _has(n, _RATING_KEYS) or _has(n, _GRADE_KEYS) or kind == "rating":
         a = low if low is not None else (1 if integer else -1)
         b = high if high is not None else max(5 if integer else 1, a + 1)
 
-        def raw(ctx: FillContext, salt: int) -> float:
-            return a + (ctx.sentiment.compound + 1) / 2 * (b - a)
+        def raw(ctx: FillContext, salt: int) -> float | None:
+            if ctx.grade is not None:
+                return a + ctx.grade * (b - a)
+            stated = _extracted_number("rating", ctx, a, b)
+            return stated if stated is not None else a + (ctx.sentiment.compound + 1) / 2 * (b - a)
 
     else:
         a = low if low is not None else (min(1, high) if high is not None else 1)
         b = high if high is not None else a + (9 if integer else 1)
 
-        def raw(ctx: FillContext, salt: int) -> float:
+        def raw(ctx: FillContext, salt: int) -> float | None:
             return a + (ctx.rand(salt) % 1000) / 999 * (b - a)
 
     def settle(value: float) -> float:
@@ -285,17 +421,43 @@ def _compile_number(schema: dict, name: str, integer: bool) -> Filler:
             value = (low + xhi) / 2 if low is not None else xhi - 1
         return int(value) if integer else float(value)
 
-    return lambda ctx, depth, salt, index: settle(raw(ctx, salt))
+    def fill(ctx: FillContext, depth: int, salt: int, index: int) -> float | None:
+        value = raw(ctx, salt)
+        return None if value is None else settle(value)
+
+    return fill
+
+
+_FLAG_FILLER_TEXT = """is has have was were does did do mentions mention mentioned contains contain includes include
+wants want requests request asks ask needs need requires require would will can should any about
+the a of"""
+_FLAG_FILLER = frozenset(_FLAG_FILLER_TEXT.split())
+_GOOD_FLAGS_TEXT = """correct pass passed passes accurate faithful relevant valid acceptable helpful"""
+_GOOD_FLAGS = frozenset(_GOOD_FLAGS_TEXT.split())
 
 
 def _compile_boolean(name: str) -> Filler:
+    """Sentiment flags follow the sentiment, verdict flags the grade, others whether the text
+    mentions what the name says ("mentions_shipping", "wants_refund")."""
     n = _norm(name)
     for label in (*_SENTIMENT_LABELS, "mixed"):
         if label in n:
             if label == "mixed":
                 return lambda ctx, depth, salt, index: ctx.sentiment.is_mixed
             return lambda ctx, depth, salt, index, label=label: ctx.sentiment.label == label
-    return lambda ctx, depth, salt, index: bool(ctx.rand(salt) & 1)
+    words = [w for w in _tokens(name) if w not in _FLAG_FILLER]
+    if _GOOD_FLAGS.intersection(words):
+        return lambda ctx, depth, salt, index: (
+            ctx.grade >= 0.5 if ctx.grade is not None else ctx.sentiment.compound >= 0
+        )
+    if "recommend" in words or "recommended" in words or "satisfied" in words:
+        return lambda ctx, depth, salt, index: ctx.sentiment.label == "positive"
+    if "complaint" in words or "angry" in words or "escalate" in words:
+        return lambda ctx, depth, salt, index: ctx.sentiment.label == "negative"
+    stems = frozenset(w[:5] for w in words if len(w) > 2)
+    if not stems:
+        return lambda ctx, depth, salt, index: False
+    return lambda ctx, depth, salt, index: not stems.isdisjoint(ctx.stems)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -331,7 +493,25 @@ def _compile_enum(members: object, name: str) -> Filler:
     if pick is not None:
         return lambda ctx, depth, salt, index: pick(ctx.sentiment)
     count = len(members)
-    return lambda ctx, depth, salt, index: members[ctx.rand(salt) % count]
+    verdicts = [m for m in members if isinstance(m, str) and m.lower() in _GOOD_FLAGS]
+    others = [m for m in members if m not in verdicts]
+    named = [(m, label_cues(m)) for m in members if isinstance(m, str)]
+
+    def fill(ctx: FillContext, depth: int, salt: int, index: int) -> object:
+        if ctx.grade is not None and verdicts:
+            return verdicts[0] if ctx.grade >= 0.5 or not others else others[0]
+        best, hits = None, 0
+        for member, cues in named:  # the member the text points at most
+            if (n := len(cues & ctx.stems)) > hits:
+                best, hits = member, n
+        if best is not None:
+            return best
+        fallback = [
+            m for m in members if isinstance(m, str) and m.lower() in ("other", "unknown", "none", "n/a")
+        ]
+        return fallback[0] if fallback else members[ctx.rand(salt) % count]
+
+    return fill
 
 
 # ---------------------------------------------------------------------------------------------
@@ -365,7 +545,8 @@ class _Compiler:
                 raise SchemaError(f"$ref {pointer!r} does not resolve")
         return node
 
-    def compile(self, schema: object, name: str = "") -> Filler:
+    def compile(self, schema: object, name: str = "", nullable: bool = False) -> Filler:
+        """``nullable``: the field may be null, so facts absent from the text become null."""
         if schema is True or schema == {}:
             return _string_source_filler(name)
         if not isinstance(schema, dict):
@@ -392,9 +573,9 @@ class _Compiler:
         if kind == "array":
             return self._array(schema, name)
         if kind == "string":
-            return _compile_string(schema, name)
+            return _compile_string(schema, name, nullable)
         if kind in ("number", "integer"):
-            return _compile_number(schema, name, integer=kind == "integer")
+            return _compile_number(schema, name, integer=kind == "integer", nullable=nullable)
         if kind == "boolean":
             return _compile_boolean(name)
         if kind == "null":
@@ -439,8 +620,8 @@ class _Compiler:
     def _any_of(self, branches: object, name: str) -> Filler:
         if not isinstance(branches, list) or not branches:
             raise SchemaError(f"'anyOf' of '{name or 'root'}' must be a non-empty array")
-        compiled = [self.compile(b, name) for b in branches]
         nulls = [i for i, b in enumerate(branches) if isinstance(b, dict) and b.get("type") == "null"]
+        compiled = [self.compile(b, name, nullable=bool(nulls)) for b in branches]
         others = [f for i, f in enumerate(compiled) if i not in nulls] or compiled
         first = others[0]
         shortest = compiled[nulls[0]] if nulls else first
@@ -465,7 +646,7 @@ class _Compiler:
         real = [k for k in kinds if k != "null"]
         if not real:
             return lambda ctx, depth, salt, index: None
-        main = self.compile({**schema, "type": real[0]}, name)
+        main = self.compile({**schema, "type": real[0]}, name, nullable="null" in kinds)
         if "null" not in kinds:
             return main
         return lambda ctx, depth, salt, index: main(ctx, depth, salt, index) if depth <= _DEEP else None
@@ -504,12 +685,13 @@ def compile_schema(schema: object) -> Filler:
     return filler
 
 
-def fill_schema(schema: object, text: str, seed: int) -> object:
+def fill_schema(schema: object, text: str, seed: int, evaluation: tuple[float, str] | None = None) -> object:
     """A JSON value valid against ``schema``, drawn from ``text``; same inputs, same value.
 
-    Raises SchemaError for schemas outside the structured-outputs subset.
+    ``evaluation`` ((quality in [0, 1], why) of a graded answer) drives score, verdict and reason
+    fields. Raises SchemaError for schemas outside the structured-outputs subset.
     """
-    ctx = FillContext(text, seed)
+    ctx = FillContext(text, seed, evaluation)
     try:
         return compile_schema(schema)(ctx, 0, 0, 0)
     except RecursionError as exc:
