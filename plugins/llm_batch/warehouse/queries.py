@@ -75,15 +75,20 @@ def settled_requests(
 
 def stored_row_dates(warehouse: Warehouse, job: BatchJob, keys: list[str]) -> dict[str, dt.date]:
     """The row date of each of ``keys`` already in the job's target table."""
+    rows = stored_row_date_table(warehouse, job, keys)
+    return dict(zip(rows.column("key").to_pylist(), rows.column("row_date").to_pylist(), strict=True))
+
+
+def stored_row_date_table(warehouse: Warehouse, job: BatchJob, keys: list[str]) -> pa.Table:
+    """``key`` (text) and ``row_date`` of each of ``keys`` already in the job's target table, as Arrow."""
     if not keys or not warehouse.table_exists(job.target_table):
-        return {}
+        return pa.table({"key": pa.array([], pa.string()), "row_date": pa.array([], pa.date32())})
     key, day = quote_ident(job.key_column), quote_ident(job.date_column)
-    rows = warehouse.read_arrow(
+    return warehouse.read_arrow(
         f'SELECT CAST({key} AS VARCHAR) AS "key", {day} AS "row_date" FROM {quote_table(job.target_table)} '
         f"WHERE {_among(key, keys)}",
         {"keys": keys},
     )
-    return dict(zip(rows.column("key").to_pylist(), rows.column("row_date").to_pylist(), strict=True))
 
 
 def _among(column: str, keys: list[str] | None) -> str:
