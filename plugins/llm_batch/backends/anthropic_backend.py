@@ -38,8 +38,16 @@ from llm_batch.backends.records import (
     SubmissionTag,
     SubmitResult,
 )
-from llm_batch.backends.retry import ONCE, RetryPolicy, acall_with_retries, call_with_retries
+from llm_batch.backends.retry import (
+    ONCE,
+    READ_RETRY,
+    RetryPolicy,
+    acall_with_retries,
+    call_with_retries,
+    create_once,
+)
 from llm_batch.backends.shared_clients import discard_shared_async_client, shared_async_client
+from llm_batch.clock import utcnow
 from llm_batch.endpoints import CHAT, MESSAGES, RESPONSES
 from llm_batch.retryable import PermanentError
 
@@ -51,8 +59,6 @@ log = logging.getLogger(__name__)
 INLINE_INPUT = "inline"  # the "upload" reference: the requests go with the create itself
 ORPHAN_SCAN_LIMIT = 500
 CLOCK_SLACK = dt.timedelta(minutes=2)  # the service's clock against ours
-CREATE_RETRY = RetryPolicy(tries=6, base=2.0, cap=60.0)
-READ_RETRY = RetryPolicy(tries=3, base=1.0, cap=30.0)
 # Anthropic's error types and the HTTP status each comes with: a request that ended ``errored``
 # with a retryable one (429, 500, 529) goes to the next round like a 429 or 5xx line of OpenAI's.
 ERROR_STATUS = {
@@ -129,22 +135,18 @@ class AnthropicBatchBackend(BatchBackend):
         self, batch_input: BatchInput, tag: SubmissionTag, *, uploaded: str | None
     ) -> SubmitResult:
         requests = message_requests(batch_input.read())
-        started = _utcnow()
+        started = utcnow()
 
         def create() -> SubmitResult:
             with _translated():
                 batch = self.client.messages.batches.create(requests=requests)
             return SubmitResult(batch_state(batch), recovered=False)
 
-        def look_before_retrying(error: BackendError) -> SubmitResult | None:
-            if not error.answer_lost:
-                return None
+        def find_lost() -> SubmitResult | None:
             found = self.find(tag.key, tag.generation, not_before=started, sent=batch_input)
             return SubmitResult(found, recovered=True) if found is not None else None
 
-        return call_with_retries(
-            create, CREATE_RETRY, "Creating the Message Batch", before_retry=look_before_retrying
-        )
+        return create_once(create, find_lost, "Creating the Message Batch")
 
     def find(
         self,
@@ -408,7 +410,3 @@ def _timeout(seconds: float | None) -> dict[str, float]:
 
 def _epoch(moment: dt.datetime | None) -> int | None:
     return int(moment.timestamp()) if moment is not None else None
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)

@@ -37,8 +37,16 @@ from llm_batch.backends.records import (
     SubmitResult,
     TokenUsage,
 )
-from llm_batch.backends.retry import ONCE, RetryPolicy, acall_with_retries, call_with_retries
+from llm_batch.backends.retry import (
+    ONCE,
+    READ_RETRY,
+    RetryPolicy,
+    acall_with_retries,
+    call_with_retries,
+    create_once,
+)
 from llm_batch.backends.shared_clients import discard_shared_async_client, shared_async_client
+from llm_batch.clock import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +56,6 @@ METADATA_GENERATION = "llm_batch_generation"
 ORPHAN_SCAN_LIMIT = 500  # the list has no server-side filter: bound the scan of an account's history
 CLOCK_SLACK = dt.timedelta(minutes=10)  # the service's clock against ours
 UPLOAD_RETRY = RetryPolicy(tries=3, base=1.0, cap=30.0)
-CREATE_RETRY = RetryPolicy(tries=6, base=2.0, cap=60.0)
-READ_RETRY = RetryPolicy(tries=3, base=1.0, cap=30.0)
 # The shared async client's connections. httpcore walks every connection of its pool, probing
 # the idle ones' sockets, each time a request starts or ends: with the SDK's default of up to
 # 1,000 connections that walk, not the polls, took the triggerer's loop at 1,000 waits (lag p99
@@ -113,7 +119,7 @@ class OpenAIBatchBackend(BatchBackend):
         if uploaded is None:
             raise ValueError("the OpenAI Batch API creates batches from an uploaded file: upload first")
         metadata = {METADATA_KEY: tag.key, METADATA_GENERATION: str(tag.generation), **tag.labels}
-        started = _utcnow()
+        started = utcnow()
 
         def create() -> SubmitResult:
             with _translated():
@@ -125,15 +131,11 @@ class OpenAIBatchBackend(BatchBackend):
                 )
             return SubmitResult(batch_state(batch), recovered=False)
 
-        def look_before_retrying(error: BackendError) -> SubmitResult | None:
-            if not error.answer_lost:  # rejected before anything was created
-                return None
+        def find_lost() -> SubmitResult | None:
             found = self.find(tag.key, tag.generation, not_before=started)
             return SubmitResult(found, recovered=True) if found is not None else None
 
-        return call_with_retries(
-            create, CREATE_RETRY, "Creating the batch", before_retry=look_before_retrying
-        )
+        return create_once(create, find_lost, "Creating the batch")
 
     def find(
         self,
@@ -345,7 +347,3 @@ def _timeout(seconds: float | None) -> dict[str, float]:
 
 def _detail(usage: Any, details: str, field: str) -> int:
     return getattr(getattr(usage, details, None), field, None) or 0
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)

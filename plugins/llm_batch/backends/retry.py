@@ -49,6 +49,19 @@ class RetryPolicy:
 
 
 ONCE = RetryPolicy(tries=1)
+CREATE_RETRY = RetryPolicy(tries=6, base=2.0, cap=60.0)  # creating a batch: patient, it is the run's turn
+READ_RETRY = RetryPolicy(tries=3, base=1.0, cap=30.0)  # lookups and downloads
+
+
+def create_once(create: Callable[[], T], find_lost: Callable[[], T | None], what: str) -> T:
+    """``create()`` under ``CREATE_RETRY``; before trying again after an error whose answer was
+    lost (the create may have taken effect), ``find_lost()`` looks for what it made, and a find
+    is used instead of creating a second one."""
+
+    def look_before_retrying(error: BackendError) -> T | None:
+        return find_lost() if error.answer_lost else None  # else it was refused: nothing exists
+
+    return call_with_retries(create, CREATE_RETRY, what, before_retry=look_before_retrying)
 
 
 def call_with_retries(
