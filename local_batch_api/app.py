@@ -97,11 +97,17 @@ def create_app(settings: Settings) -> FastAPI:
         # set, an unauthenticated caller learns nothing about the server.
         if settings.api_key and path != "/_local/health" and not _authorized(request, settings.api_key):
             return _error_response(path, _unauthorized(path))
-        if path.startswith(("/v1/", "/openai/")):
-            dice: ApiFaultDice = request.app.state.server.fault_dice
-            if dice.roll():
-                return _error_response(path, _transient_error(dice, path))
-        return await call_next(request)
+        if not path.startswith(("/v1/", "/openai/")):
+            return await call_next(request)
+        dice: ApiFaultDice = request.app.state.server.fault_dice
+        if dice.roll():
+            return _error_response(path, _transient_error(dice, path))
+        response = await call_next(request)
+        call = _applying_call(request.method, path)
+        if call and response.status_code < 300 and dice.lose_answer(call):
+            log.info("%s %s took effect; its answer is lost on purpose (fault)", request.method, path)
+            return _error_response(path, _transient_error(dice, path, status=500))
+        return response
 
     @app.exception_handler(APIError)
     async def api_error(request: Request, exc: APIError) -> JSONResponse:
@@ -183,17 +189,18 @@ def _unauthorized(path: str) -> APIError:
     )
 
 
-def _transient_error(dice: ApiFaultDice, path: str) -> APIError:
+def _transient_error(dice: ApiFaultDice, path: str, status: int | None = None) -> APIError:
+    """An injected transient error, of the faults' status unless ``status`` is given."""
     faults = dice.faults
+    status = status or faults.api_error_status
     headers = {
         "retry-after": str(max(0, round(faults.retry_after_seconds))),
         "retry-after-ms": str(int(faults.retry_after_seconds * 1000)),
     }
     if is_anthropic_path(path):
-        status = faults.api_error_status
         message = {429: "Rate limited.", 529: "Overloaded"}.get(status, "Internal server error")
         return APIError(status, message, headers=headers)
-    if faults.api_error_status == 429:
+    if status == 429:
         return APIError(
             429,
             "Rate limit reached for requests.",
@@ -202,11 +209,25 @@ def _transient_error(dice: ApiFaultDice, path: str) -> APIError:
             headers=headers,
         )
     return APIError(
-        faults.api_error_status,
+        status,
         "The server had an error while processing your request.",
         type="server_error",
         headers=headers,
     )
+
+
+def _applying_call(method: str, path: str) -> str | None:
+    """Which call that takes effect this is (``create``, ``upload``, ``cancel``), in any dialect."""
+    if method != "POST":
+        return None
+    path = path.rstrip("/")
+    if path.endswith("/cancel"):
+        return "cancel"
+    if path.endswith("/batches"):
+        return "create"
+    if path.endswith("/files"):
+        return "upload"
+    return None
 
 
 def _error_response(path: str, exc: APIError) -> JSONResponse:

@@ -55,6 +55,11 @@ class Faults:
     # Lifecycle: stay in ``finalizing`` this long; expire once this share of requests is done.
     stall_finalizing_seconds: float = 0.0
     expire_after_share: float | None = None
+    # Lost answers: the next this many creates (uploads, cancels) take effect, then answer 500,
+    # as when the service applied a call and its answer was lost. Server-wide only.
+    lose_create_answers: int = 0
+    lose_upload_answers: int = 0
+    lose_cancel_answers: int = 0
     # Server-wide batch faults apply to this many batches created from now on, then stop
     # (e.g. 1: "the next batch expires half-way", while the follow-up batch runs clean).
     limit_batches: int | None = None
@@ -99,6 +104,11 @@ class ApiFaultDice:
         self.faults = faults
         self._rng = random.Random(faults.seed)
         self._batches_faulted = 0
+        self._answers_to_lose = {
+            "create": faults.lose_create_answers,
+            "upload": faults.lose_upload_answers,
+            "cancel": faults.lose_cancel_answers,
+        }
 
     def faults_for_new_batch(self) -> Faults:
         limit = self.faults.limit_batches
@@ -110,6 +120,14 @@ class ApiFaultDice:
 
     def roll(self) -> bool:
         return self.faults.api_error_share > 0 and self._rng.random() < self.faults.api_error_share
+
+    def lose_answer(self, call: str) -> bool:
+        """Whether this applied ``call`` (create, upload, cancel) answers as if its answer were lost."""
+        left = self._answers_to_lose.get(call, 0)
+        if left <= 0:
+            return False
+        self._answers_to_lose[call] = left - 1
+        return True
 
 
 @dataclass(frozen=True)

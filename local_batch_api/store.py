@@ -340,7 +340,9 @@ def batch_to_api(batch: dict[str, Any]) -> dict[str, Any]:
         "request_counts": {
             "total": batch["total"],
             "completed": batch["completed"],
-            "failed": batch["failed"],
+            # Requests that ran and failed: expired ones are total - completed - failed, as the
+            # service reports them (their batch_expired lines are in the error file all the same).
+            "failed": batch["failed"] - batch["expired"],
         },
         "usage": {
             "input_tokens": input_tokens,

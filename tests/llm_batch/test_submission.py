@@ -127,6 +127,17 @@ def test_a_create_whose_answer_was_lost_is_found_not_duplicated(setup):
     assert result.batch_id == batch.id and batch.metadata[METADATA_KEY] == key_on(server, spec)
 
 
+def test_a_create_the_server_applied_but_answered_500_makes_one_batch_even_with_the_sdks_retries(setup):
+    """The SDK alone would make two batches here (tests/local_batch_api/test_lost_answers.py)."""
+    server, job, spec, _, warehouse_path = setup
+    server.set_faults(lose_create_answers=1)
+    backend = backend_on(server, server.client(max_retries=2))
+    with duckdb_warehouse(warehouse_path) as warehouse:
+        result = submit_shard(backend, BatchLedger(warehouse), job, spec)
+    (batch,) = batches_on(server)
+    assert result.batch_id == batch.id and batch.metadata[METADATA_KEY] == key_on(server, spec)
+
+
 def test_a_batch_failed_for_a_retryable_reason_is_submitted_again_once(setup):
     server, job, spec, _, warehouse_path = setup
     server.set_faults(token_limit_exceeded=True, limit_batches=1)
