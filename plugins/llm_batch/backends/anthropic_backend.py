@@ -25,7 +25,10 @@ import orjson
 from anthropic import Anthropic, AsyncAnthropic
 
 from llm_batch.backends.base import BatchBackend
-from llm_batch.backends.errors import BackendError, BatchAlreadyEnded, BatchNotFound, CredentialsRejected
+from llm_batch.backends.errors import (
+    BatchAlreadyEnded,
+    translated_errors,
+)
 from llm_batch.backends.jsonl import jsonl_records
 from llm_batch.backends.records import (
     BatchInput,
@@ -368,40 +371,9 @@ def _total(batch: Any) -> int:
     return counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired
 
 
-class _translated:  # lower case: read as a context manager, like contextlib's
-    """Raise the SDK's exceptions as ``BackendError``s (the one vocabulary callers handle)."""
-
-    __slots__ = ("cancelling",)
-
-    def __init__(self, *, cancelling: bool = False) -> None:
-        self.cancelling = cancelling
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        if isinstance(exc, anthropic.AnthropicError):
-            raise _backend_error(exc, cancelling=self.cancelling) from None  # the chain may quote a key
-
-
-def _backend_error(exc: anthropic.AnthropicError, *, cancelling: bool) -> BackendError:
-    if not isinstance(exc, anthropic.APIStatusError):
-        return BackendError(f"{type(exc).__name__}: {exc}")
-    kind = {401: CredentialsRejected, 404: BatchNotFound}.get(exc.status_code, BackendError)
-    if cancelling and exc.status_code == 409:
-        kind = BatchAlreadyEnded
-    return kind(
-        f"{type(exc).__name__} {exc.status_code}: {exc.message}",
-        status_code=exc.status_code,
-        retry_after=_retry_after(exc.response.headers),
-    )
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    try:
-        return float(headers["retry-after"])
-    except (KeyError, ValueError):
-        return None
+def _translated(*, cancelling: bool = False) -> translated_errors:
+    """Raise the SDK's exceptions as ``BackendError``s."""
+    return translated_errors(anthropic.AnthropicError, anthropic.APIStatusError, cancelling=cancelling)
 
 
 def _timeout(seconds: float | None) -> dict[str, float]:

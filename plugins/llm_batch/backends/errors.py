@@ -7,6 +7,7 @@ and the callers' error handling are written once for every provider.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from llm_batch.retryable import is_retryable_status
 
@@ -56,3 +57,49 @@ class BatchAlreadyEnded(BackendError):
     @property
     def retryable(self) -> bool:
         return False
+
+
+class translated_errors:  # lower case: read as a context manager, like contextlib's
+    """Raise an SDK's exceptions as ``BackendError``s (the one vocabulary callers handle).
+
+    ``sdk_error`` is the SDK's base exception, ``status_error`` the one that carries an HTTP
+    answer (both SDKs are generated alike). A class rather than a generator: it wraps every poll
+    of every wait.
+    """
+
+    __slots__ = ("cancelling", "sdk_error", "status_error")
+
+    def __init__(
+        self, sdk_error: type[Exception], status_error: type[Exception], *, cancelling: bool = False
+    ):
+        self.sdk_error, self.status_error, self.cancelling = sdk_error, status_error, cancelling
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if isinstance(exc, self.sdk_error):
+            raise self.backend_error(exc) from None  # the SDK's chain may quote a key
+
+    def backend_error(self, exc: BaseException) -> BackendError:
+        if not isinstance(exc, self.status_error):
+            return BackendError(f"{type(exc).__name__}: {exc}")
+        status = exc.status_code
+        kind = {401: CredentialsRejected, 404: BatchNotFound}.get(status, BackendError)
+        if self.cancelling and status == 409:
+            kind = BatchAlreadyEnded
+        return kind(
+            f"{type(exc).__name__} {status}: {exc.message}",
+            status_code=status,
+            retry_after=retry_after_seconds(exc.response.headers),
+        )
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """The server's Retry-After hint in seconds (``retry-after-ms`` first, as OpenAI sends it)."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        try:
+            return float(headers[name]) * scale
+        except (KeyError, ValueError):
+            continue
+    return None

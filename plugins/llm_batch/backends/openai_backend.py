@@ -13,7 +13,7 @@ import contextlib
 import datetime as dt
 import io
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import openai
@@ -22,7 +22,9 @@ from airflow.providers.openai.hooks.openai import OpenAIHook
 from openai import AsyncOpenAI, OpenAI
 
 from llm_batch.backends.base import BatchBackend
-from llm_batch.backends.errors import BackendError, BatchAlreadyEnded, BatchNotFound, CredentialsRejected
+from llm_batch.backends.errors import (
+    translated_errors,
+)
 from llm_batch.backends.jsonl import jsonl_records
 from llm_batch.backends.records import (
     BatchInput,
@@ -300,45 +302,9 @@ def _failed_line(line: dict[str, Any]) -> ResultLine:
     )
 
 
-class _translated:  # lower case: read as a context manager, like contextlib's
-    """Raise the SDK's exceptions as ``BackendError``s (the one vocabulary callers handle).
-
-    A class rather than a generator: it wraps every poll of every wait.
-    """
-
-    __slots__ = ("cancelling",)
-
-    def __init__(self, *, cancelling: bool = False) -> None:
-        self.cancelling = cancelling
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        if isinstance(exc, openai.OpenAIError):
-            raise _backend_error(exc, cancelling=self.cancelling) from None  # the SDK's chain may quote a key
-
-
-def _backend_error(exc: openai.OpenAIError, *, cancelling: bool) -> BackendError:
-    if not isinstance(exc, openai.APIStatusError):
-        return BackendError(f"{type(exc).__name__}: {exc}")
-    kind = {401: CredentialsRejected, 404: BatchNotFound}.get(exc.status_code, BackendError)
-    if cancelling and exc.status_code == 409:
-        kind = BatchAlreadyEnded
-    return kind(
-        f"{type(exc).__name__} {exc.status_code}: {exc.message}",
-        status_code=exc.status_code,
-        retry_after=_retry_after(exc.response.headers),
-    )
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        try:
-            return float(headers[name]) * scale
-        except (KeyError, ValueError):
-            continue
-    return None
+def _translated(*, cancelling: bool = False) -> translated_errors:
+    """Raise the SDK's exceptions as ``BackendError``s."""
+    return translated_errors(openai.OpenAIError, openai.APIStatusError, cancelling=cancelling)
 
 
 def _timeout(seconds: float | None) -> dict[str, float]:
