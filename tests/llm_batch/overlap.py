@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
-import duckdb
 import pyarrow as pa
 
 from llm_batch.warehouse import Warehouse, duckdb_warehouse, postgres_warehouse
@@ -20,20 +18,6 @@ class WarehouseAt:
 
     def __call__(self) -> Warehouse:
         return duckdb_warehouse(self.where) if self.kind == "duckdb" else postgres_warehouse(self.where)
-
-    def open_when_free(self, timeout: float = 60.0) -> Warehouse:
-        """Open it, waiting while another process holds the DuckDB file, as a one-slot pool would."""
-        deadline = time.monotonic() + timeout
-        while True:
-            warehouse = self()
-            try:
-                warehouse.read_arrow("SELECT 1 AS one")
-                return warehouse
-            except duckdb.IOException:
-                warehouse.close()
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
 
 
 def store_source(warehouse: Warehouse, rows: pa.Table) -> None:

@@ -77,7 +77,7 @@ go = Path({go!r})
 while not go.exists():
     time.sleep(0.005)
 client = OpenAI(base_url={base_url!r}, api_key={api_key!r}, max_retries=0)
-with WarehouseAt(*{where!r}).open_when_free() as warehouse:
+with WarehouseAt(*{where!r})() as warehouse:  # a held DuckDB file is waited for, as by a task
     result = submit_shard(
         OpenAIBatchBackend(client=client), BatchLedger(warehouse), sentiment_job(storage_url={storage!r}),
         ShardSpec.from_xcom({spec!r}),
