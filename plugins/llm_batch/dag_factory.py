@@ -191,6 +191,10 @@ def _outcomes(collected: Any) -> list:
     return [ShardOutcome.from_xcom(c) for c in (collected[i] for i in range(len(collected))) if c]
 
 
+# Tasks returning a record say multiple_outputs=False: a ``-> dict`` annotation would otherwise
+# also push each of its keys as an XCom of its own, about 25 rows per task nobody reads.
+
+
 def _build_task(job: BatchJob, pool: dict[str, Any]):
     @task(task_id="build", **pool)
     def build(**context: Any) -> list[dict[str, Any]]:
@@ -209,7 +213,7 @@ def _build_task(job: BatchJob, pool: dict[str, Any]):
 
 
 def _submit_task(job: BatchJob, pool: dict[str, Any]):
-    @task(task_id="submit", **pool)
+    @task(task_id="submit", multiple_outputs=False, **pool)
     def submit(spec: dict[str, Any], **context: Any) -> dict[str, Any]:
         """Create this shard's batch, or re-attach to the one an earlier try already created."""
         from llm_batch import steps
@@ -231,7 +235,7 @@ def _submit_task(job: BatchJob, pool: dict[str, Any]):
 
 
 def _collect_task(job: BatchJob, pool: dict[str, Any]):
-    @task(task_id="collect", **pool)
+    @task(task_id="collect", multiple_outputs=False, **pool)
     def collect(pair: tuple[dict[str, Any], dict[str, Any]], **context: Any) -> dict[str, Any]:
         """Parse the finished batch into results, failures and the next round's requests."""
         from llm_batch import steps
@@ -258,7 +262,13 @@ def _next_round_task():
 
 
 def _load_task(job: BatchJob, pool: dict[str, Any]):
-    @task(task_id="load", trigger_rule="none_failed", outlets=[Asset(name=job.target_table)], **pool)
+    @task(
+        task_id="load",
+        trigger_rule="none_failed",
+        multiple_outputs=False,
+        outlets=[Asset(name=job.target_table)],
+        **pool,
+    )
     def load(summary: dict[str, Any], collected: Any, **context: Any) -> dict[str, Any]:
         """Land results and failures; the run's rows are replaced in one transaction."""
         from llm_batch import report, steps
@@ -286,7 +296,7 @@ def _load_task(job: BatchJob, pool: dict[str, Any]):
 
 
 def _report_task(job: BatchJob, pool: dict[str, Any]):
-    @task(task_id="report", trigger_rule="none_failed", **pool)
+    @task(task_id="report", trigger_rule="none_failed", multiple_outputs=False, **pool)
     def report(summary: dict[str, Any], collected: Any, loaded: Any, **context: Any) -> dict[str, Any]:
         """Counts, failures by reason, tokens and cost; fails the run over the failure threshold."""
         from llm_batch import steps

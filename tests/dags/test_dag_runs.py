@@ -104,6 +104,8 @@ def assert_run_figures_shown_where_airflow_shows_them(stack: Stack, landed_rows:
             "WHERE r.dag_id = 'review_sentiment'"
         ).fetchone()
         (extra,) = db.execute("SELECT extra FROM asset_event ORDER BY id DESC LIMIT 1").fetchone()
+        report_keys = db.execute("SELECT DISTINCT key FROM xcom WHERE task_id = 'report'").fetchall()
+    assert report_keys == [("return_value",)]  # one record, not also one XCom per field
     assert note.startswith("**Run report: review_sentiment 2026-11-24"), note
     assert f"= {landed_rows} answered + 0 failed" in note and "not accounted for" not in note
     figures = json.loads(extra)
