@@ -14,7 +14,7 @@ from llm_batch.endpoints.base import EndpointStrategy, endpoint_urls, strategy_f
 from llm_batch.endpoints.chat_completions import CHAT
 from llm_batch.endpoints.embeddings import EMBEDDINGS
 from llm_batch.endpoints.messages import MESSAGES
-from llm_batch.endpoints.responses import RESPONSES
+from llm_batch.endpoints.responses_api import RESPONSES
 
 for _module in pkgutil.iter_modules([str(Path(__file__).parent)]):
     importlib.import_module(f"llm_batch.endpoints.{_module.name}")

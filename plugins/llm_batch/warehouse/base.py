@@ -8,6 +8,7 @@ place, PostgreSQL receives it through ``COPY``). SQL handed to :meth:`Warehouse.
 from __future__ import annotations
 
 import time
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -90,6 +91,28 @@ class Warehouse(ABC):
     @abstractmethod
     def _unlock(self, name: str) -> None:
         """Release the lock ``name`` taken by :meth:`_try_lock`."""
+
+    @contextmanager
+    def staged(self, rows: pa.Table) -> Iterator[str]:
+        """``rows`` as a relation SQL can join, for the ``with`` block; yields its quoted name.
+
+        For sets too large to bind as one parameter (the tens of thousands of keys a run checks):
+        DuckDB scans the Arrow table in place, PostgreSQL receives it in a temporary table by COPY.
+        """
+        name = f"_llm_batch_staged_{uuid.uuid4().hex}"
+        self._stage(name, rows)
+        try:
+            yield quote_ident(name)
+        finally:
+            self._unstage(name)
+
+    @abstractmethod
+    def _stage(self, name: str, rows: pa.Table) -> None:
+        """Make ``rows`` readable as the relation ``name`` on this connection."""
+
+    @abstractmethod
+    def _unstage(self, name: str) -> None:
+        """Drop the relation made by :meth:`_stage`."""
 
     @abstractmethod
     def close(self) -> None:

@@ -145,6 +145,14 @@ class DuckDBWarehouse(Warehouse):
         with _LOCKS_GUARD:
             return _LOCKS.setdefault((database, name), threading.Lock())
 
+    def _stage(self, name: str, rows: pa.Table) -> None:
+        self._connection().register(name, rows)  # a view over the Arrow table: nothing is copied
+
+    def _unstage(self, name: str) -> None:
+        if self._con is not None:
+            with suppress(duckdb.Error):  # inside an aborted transaction; the view goes with the connection
+                self._con.unregister(name)
+
     def _replace(
         self, table: str, rows: pa.Table, keys: list[str], delete_where: str | None, params: dict[str, Any]
     ) -> ReplaceResult:

@@ -6,7 +6,7 @@ import hashlib
 import io
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import psycopg
@@ -16,7 +16,7 @@ import pyarrow.csv as pacsv
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.types.string import TextLoader
 
-from llm_batch.warehouse.arrow_types import ARROW_TYPE_BY_OID, is_list
+from llm_batch.warehouse.arrow_types import ARROW_TYPE_BY_OID, column_type, is_list
 from llm_batch.warehouse.base import ReplaceResult, Warehouse
 from llm_batch.warehouse.identifiers import column_list, join_on, quote_ident, quote_table
 from llm_batch.warehouse.keys import checked_order
@@ -105,6 +105,21 @@ class PostgresWarehouse(Warehouse):
     def _unlock(self, name: str) -> None:
         if self._conn is not None and not self._conn.closed:
             self.read_arrow("SELECT pg_advisory_unlock(:id) AS released", {"id": _lock_id(name)})
+
+    def _stage(self, name: str, rows: pa.Table) -> None:
+        columns = ", ".join(
+            f"{quote_ident(field.name)} {column_type(field, self.dialect)}" for field in rows.schema
+        )
+        with self._transaction() as cur:
+            cur.execute(f"CREATE TEMP TABLE {quote_ident(name)} ({columns})")
+            _copy_csv(cur, quote_ident(name), rows)
+            cur.execute(f"ANALYZE {quote_ident(name)}")  # a good plan for the joins that read it
+
+    def _unstage(self, name: str) -> None:
+        # Inside an aborted transaction the drop fails; the rollback then takes the table with it.
+        if self._conn is not None and not self._conn.closed:
+            with suppress(psycopg.Error):
+                self.execute(f"DROP TABLE IF EXISTS {quote_ident(name)}")
 
     def _replace(
         self, table: str, rows: pa.Table, keys: list[str], delete_where: str | None, params: dict[str, Any]

@@ -7,7 +7,8 @@ row); the SQL, with every identifier quoted, stays here.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -50,50 +51,75 @@ def read_source(
 # Results and failures ---------------------------------------------------------------------------
 
 
-def settled_requests(
-    warehouse: Warehouse, job: BatchJob, keys: list[str] | None = None
-) -> set[tuple[str, str]]:
+def settled_requests(warehouse: Warehouse, job: BatchJob, keys: Keys | None = None) -> set[tuple[str, str]]:
     """(key, request fingerprint) answered, or failed for good, with the same request, on any date.
 
     Not limited to a window: a request answered once is settled whichever run asks again.
     ``keys`` limits the lookup to those keys (the rows a run extracted); ``None`` reads them all.
     """
     key = quote_ident(job.key_column)
-    queries = {
-        job.target_table: f'SELECT CAST({key} AS VARCHAR) AS "key", "request_fingerprint" '
-        f"FROM {quote_table(job.target_table)} WHERE {_among(key, keys)}",
-        job.failures_table: f'SELECT "key", "request_fingerprint" FROM {quote_table(job.failures_table)} '
-        f"WHERE \"job\" = :job AND \"stage\" IN ('request', 'answer') AND {_among(quote_ident('key'), keys)}",
-    }
-    params = {"job": job.name, "keys": keys or []}
     settled: set[tuple[str, str]] = set()
-    for table, sql in queries.items():
-        if warehouse.table_exists(table):
-            settled.update(_pairs(warehouse.read_arrow(sql, params)))
+    with _key_filter(warehouse, keys) as among:
+        queries = {
+            job.target_table: f'SELECT CAST({key} AS VARCHAR) AS "key", "request_fingerprint" '
+            f"FROM {quote_table(job.target_table)} WHERE {among(key)}",
+            job.failures_table: f'SELECT "key", "request_fingerprint" FROM {quote_table(job.failures_table)} '
+            f"WHERE \"job\" = :job AND \"stage\" IN ('request', 'answer') AND {among(quote_ident('key'))}",
+        }
+        for table, sql in queries.items():
+            if warehouse.table_exists(table):
+                settled.update(_pairs(warehouse.read_arrow(sql, {"job": job.name})))
     return settled
 
 
-def stored_row_dates(warehouse: Warehouse, job: BatchJob, keys: list[str]) -> dict[str, dt.date]:
+def stored_row_dates(warehouse: Warehouse, job: BatchJob, keys: Keys) -> dict[str, dt.date]:
     """The row date of each of ``keys`` already in the job's target table."""
-    rows = stored_row_date_table(warehouse, job, keys)
+    if not len(keys) or not warehouse.table_exists(job.target_table):
+        return {}
+    key, day = quote_ident(job.key_column), quote_ident(job.date_column)
+    with _key_filter(warehouse, keys) as among:
+        rows = warehouse.read_arrow(
+            f'SELECT CAST({key} AS VARCHAR) AS "key", {day} AS "row_date" '
+            f"FROM {quote_table(job.target_table)} WHERE {among(key)}"
+        )
     return dict(zip(rows.column("key").to_pylist(), rows.column("row_date").to_pylist(), strict=True))
 
 
-def stored_row_date_table(warehouse: Warehouse, job: BatchJob, keys: list[str]) -> pa.Table:
-    """``key`` (text) and ``row_date`` of each of ``keys`` already in the job's target table, as Arrow."""
-    if not keys or not warehouse.table_exists(job.target_table):
-        return pa.table({"key": pa.array([], pa.string()), "row_date": pa.array([], pa.date32())})
+def superseded_keys(warehouse: Warehouse, job: BatchJob, keys: pa.Array, row_dates: pa.Array) -> pa.Array:
+    """Those of ``keys`` (text) whose version in the target table has a later row date than ``row_dates``.
+
+    Compared in the database: a load checks every key it lands, tens of thousands at a time.
+    """
+    if not len(keys) or not warehouse.table_exists(job.target_table):
+        return pa.array([], pa.string())
     key, day = quote_ident(job.key_column), quote_ident(job.date_column)
-    return warehouse.read_arrow(
-        f'SELECT CAST({key} AS VARCHAR) AS "key", {day} AS "row_date" FROM {quote_table(job.target_table)} '
-        f"WHERE {_among(key, keys)}",
-        {"keys": keys},
-    )
+    with warehouse.staged(pa.table({"key": keys, "row_date": row_dates})) as staged:
+        newer = warehouse.read_arrow(
+            f'SELECT DISTINCT r."key" FROM {staged} AS r JOIN {quote_table(job.target_table)} AS t '
+            f'ON t.{key} = r."key" WHERE t.{day} > r."row_date"'
+        )
+    return newer.column("key").combine_chunks().cast(pa.string())
 
 
-def _among(column: str, keys: list[str] | None) -> str:
-    """``column`` is one of the ``:keys`` parameter's values (a list); always true without keys."""
-    return "TRUE" if keys is None else f"{column} IN (SELECT unnest(CAST(:keys AS VARCHAR[])))"
+Keys = Sequence[str] | pa.Array  # a set of keys, as text
+
+
+@contextmanager
+def _key_filter(warehouse: Warehouse, keys: Keys | None) -> Iterator[Callable[[str], str]]:
+    """For the block, SQL saying a column is one of ``keys``; always true for ``None``.
+
+    The keys are staged (``Warehouse.staged``), not bound as one list parameter: a run checks tens of
+    thousands at once, and a join against a staged table is what both databases plan best.
+    """
+    if keys is None:
+        yield lambda column: "TRUE"
+        return
+    if not len(keys):
+        yield lambda column: "FALSE"
+        return
+    values = keys if isinstance(keys, pa.Array) else pa.array(list(keys), pa.string())
+    with warehouse.staged(pa.table({"key": values})) as staged:
+        yield lambda column: f'{column} IN (SELECT "key" FROM {staged})'
 
 
 def _pairs(rows: pa.Table) -> set[tuple[str, str]]:
@@ -191,7 +217,7 @@ def live_inflight(
     submitting_since: dt.datetime,
     running_since: dt.datetime,
     landing_since: dt.datetime,
-    keys: list[str] | None = None,
+    keys: Keys | None = None,
 ) -> pa.Table:
     """Claims (key, request_fingerprint, row_date, submission_key, run_id) whose submission holds them.
 
@@ -203,23 +229,23 @@ def live_inflight(
     if not warehouse.table_exists(INFLIGHT_TABLE):
         return INFLIGHT_SCHEMA.empty_table().select(list(_CLAIM_COLUMNS))
     claim_key = "c." + quote_ident("key")
-    return warehouse.read_arrow(
-        f"SELECT {', '.join('c.' + quote_ident(name) for name in _CLAIM_COLUMNS)} "
-        f"FROM {quote_table(INFLIGHT_TABLE)} AS c JOIN {quote_table(LEDGER_TABLE)} AS l "
-        'ON l."submission_key" = c."submission_key" '
-        f'WHERE c."job" = :job AND {_among(claim_key, keys)} AND l."status" <> \'failed\' AND ('
-        '(l."batch_id" IS NULL AND l."finished_at" IS NULL AND l."intent_at" >= :submitting_since) '
-        'OR (l."batch_id" IS NOT NULL AND l."finished_at" IS NULL '
-        'AND coalesce(l."submitted_at", l."intent_at") >= :running_since) '
-        'OR (l."finished_at" >= :landing_since AND coalesce(l."completed", 0) > 0))',
-        {
-            "job": job,
-            "keys": keys or [],
-            "submitting_since": submitting_since,
-            "running_since": running_since,
-            "landing_since": landing_since,
-        },
-    )
+    with _key_filter(warehouse, keys) as among:
+        return warehouse.read_arrow(
+            f"SELECT {', '.join('c.' + quote_ident(name) for name in _CLAIM_COLUMNS)} "
+            f"FROM {quote_table(INFLIGHT_TABLE)} AS c JOIN {quote_table(LEDGER_TABLE)} AS l "
+            'ON l."submission_key" = c."submission_key" '
+            f'WHERE c."job" = :job AND {among(claim_key)} AND l."status" <> \'failed\' AND ('
+            '(l."batch_id" IS NULL AND l."finished_at" IS NULL AND l."intent_at" >= :submitting_since) '
+            'OR (l."batch_id" IS NOT NULL AND l."finished_at" IS NULL '
+            'AND coalesce(l."submitted_at", l."intent_at") >= :running_since) '
+            'OR (l."finished_at" >= :landing_since AND coalesce(l."completed", 0) > 0))',
+            {
+                "job": job,
+                "submitting_since": submitting_since,
+                "running_since": running_since,
+                "landing_since": landing_since,
+            },
+        )
 
 
 _CLAIM_COLUMNS = ("key", "request_fingerprint", "row_date", "submission_key", "run_id")
@@ -235,8 +261,8 @@ def release_inflight(warehouse: Warehouse, job: str, submission_keys: list[str])
     """Drop the claims of these submissions (their rows have landed); return how many."""
     if not submission_keys or not warehouse.table_exists(INFLIGHT_TABLE):
         return 0
-    return warehouse.execute(
-        f'DELETE FROM {quote_table(INFLIGHT_TABLE)} WHERE "job" = :job AND '
-        + _among('"submission_key"', submission_keys),
-        {"job": job, "keys": submission_keys},
-    )
+    with _key_filter(warehouse, submission_keys) as among:
+        return warehouse.execute(
+            f'DELETE FROM {quote_table(INFLIGHT_TABLE)} WHERE "job" = :job AND {among(quote_ident("submission_key"))}',
+            {"job": job},
+        )
