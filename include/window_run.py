@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from llm_batch import steps
-from llm_batch.backends import BatchBackend, RetryPolicy
+from llm_batch.backends import BatchBackend, BatchState, RetryPolicy
+from llm_batch.capacity import AwaitingCapacity
 from llm_batch.handoffs import BuildSummary, LoadCounts, RunReport, ShardOutcome, ShardSpec, Submission
 from llm_batch.job import BatchJob
 from llm_batch.run_window import RunWindow
@@ -35,37 +36,51 @@ class WindowRun:
     summary: BuildSummary | None = None
     specs: list[ShardSpec] = field(default_factory=list)
     submitted: list[Submission] = field(default_factory=list)
+    _sent_as: list[ShardSpec] = field(default_factory=list)  # the spec each submission was made from
     collected: list[ShardOutcome] = field(default_factory=list)
 
     @property
     def connections(self) -> steps.Connections:
         return steps.Connections(self.open_warehouse, self.open_warehouse, lambda: self.backend)
 
-    def build(self) -> WindowRun:
+    def build(self, options: steps.RunOptions | None = None) -> WindowRun:
         built = steps.build(
-            self.job, self.window, steps.RunOptions(), run_id=self.run_id, connections=self.connections
+            self.job,
+            self.window,
+            options or steps.RunOptions(),
+            run_id=self.run_id,
+            connections=self.connections,
         )
         self.summary, self.specs = built.summary, built.shards
         return self
 
     def submit(self) -> WindowRun:
-        self.submitted = []
+        """Submit the shards in ``specs``; those the enqueued-token limit has no room for stay there."""
+        self.submitted, self._sent_as, waiting = [], [], []
         for spec in self.specs:
-            submitted = steps.submit(self.job, spec, run_id=self.run_id, connections=self.connections)
+            try:
+                submitted = steps.submit(self.job, spec, run_id=self.run_id, connections=self.connections)
+            except AwaitingCapacity:
+                waiting.append(spec)
+                continue
             if submitted.batch_id is not None:  # None: every request is in flight elsewhere
                 self.submitted.append(submitted)
+                self._sent_as.append(spec)
+        self.specs = waiting
         return self
 
     def wait_and_collect(self, timeout: float = 300.0) -> WindowRun:
-        """Wait for the round's batches and collect them; the next round's shards become ``specs``."""
-        outcomes = [
-            steps.collect(
-                self.job, submitted, self._wait(submitted.batch_id, timeout), connections=self.connections
-            )
-            for submitted in self.submitted
-        ]
+        """Wait for the batches and collect them; refused ones and the next round join ``specs``."""
+        outcomes = []
+        for spec, submitted in zip(self._sent_as, self.submitted, strict=True):
+            summary = self._wait(submitted.batch_id, timeout)
+            if BatchState.from_summary(summary).refused_for_capacity:  # the submit task's case
+                steps.refused_for_capacity(self.job, submitted, connections=self.connections)
+                self.specs.append(spec)
+                continue
+            outcomes.append(steps.collect(self.job, submitted, summary, connections=self.connections))
         self.collected.extend(outcomes)
-        self.specs = steps.next_round(outcomes)
+        self.specs += steps.next_round(outcomes)
         return self
 
     def load(self) -> LoadCounts:
@@ -83,11 +98,17 @@ class WindowRun:
             self.job, self.summary, self.collected, run_id=self.run_id, connections=self.connections
         )
 
-    def run(self) -> LoadCounts:
-        """Every step, every round; returns what load returns."""
+    def run(self, timeout: float = 300.0) -> LoadCounts:
+        """Every step, every round, in waves under the token limit; returns what load returns."""
         self.build()
+        deadline = time.monotonic() + timeout
         while self.specs:
-            self.submit().wait_and_collect()
+            self.submit()
+            if not self.submitted:  # every shard waits for room that other runs' batches hold
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{len(self.specs)} shards found no room in {timeout:g} s")
+                time.sleep(0.2)
+            self.wait_and_collect(timeout)
         return self.load()
 
     def _wait(self, batch_id: str, timeout: float) -> dict:

@@ -12,6 +12,8 @@ from typing import Any
 
 import orjson
 
+from local_batch_api.engines.tokens import text_tokens
+
 REQUIRED_FIELDS = ("custom_id", "method", "url", "body")
 _ENDPOINT_NAMES = {
     "/v1/chat/completions": "Chat Completions",
@@ -29,6 +31,25 @@ class ValidationResult:
     model: str | None = None
     enqueued_tokens: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+# Where a request body holds the prompt: the service counts enqueued tokens of the prompt, not
+# of the JSON around it (keys, custom_id, schema).
+_PROMPT_KEYS = frozenset({"messages", "content", "text", "input", "instructions", "system", "prompt"})
+
+
+def prompt_texts(value: Any, key: str | None = None) -> Iterable[str]:
+    """The prompt's strings in a request body (message contents, input, instructions), in order."""
+    if isinstance(value, str):
+        if key in _PROMPT_KEYS:
+            yield value
+    elif isinstance(value, list):
+        for item in value:
+            yield from prompt_texts(item, key)
+    elif isinstance(value, dict):
+        for name, item in value.items():
+            if name in _PROMPT_KEYS or key in _PROMPT_KEYS:
+                yield from prompt_texts(item, name)
 
 
 def batch_error(
@@ -151,5 +172,5 @@ def _check_line(
                 f"The model '{model}' for this request does not match the rest of the batch.",
                 line=number,
             )
-    result.enqueued_tokens += max(1, len(raw) // 4)
+    result.enqueued_tokens += text_tokens("".join(prompt_texts(body)))
     return None

@@ -97,7 +97,7 @@ def collect_shard(
     retry_spec = None
     if collected.retry:
         if spec.attempt < job.max_attempts:
-            retry_spec = _write_retry_shard(spec, collected.retry)
+            retry_spec = _write_retry_shard(spec, collected.retry, index)
         else:
             for custom_id, reason in collected.retry.items():
                 detail = f"still failing after {spec.attempt} rounds"
@@ -209,7 +209,7 @@ def _failure(row, custom_id, stage, reason, detail, batch_id, spec: ShardSpec) -
     }
 
 
-def _write_retry_shard(spec: ShardSpec, retry: dict[str, str]) -> ShardSpec:
+def _write_retry_shard(spec: ShardSpec, retry: dict[str, str], index: dict[str, dict[str, Any]]) -> ShardSpec:
     """The next round: the same request lines, byte for byte, of the requests to try again."""
     chunks = [line for line in shard_lines(spec.path) if custom_id_of(line) in retry]
     content = b"".join(chunks)
@@ -226,7 +226,7 @@ def _write_retry_shard(spec: ShardSpec, retry: dict[str, str]) -> ShardSpec:
         index_path=spec.index_path,
         requests=len(chunks),
         bytes=len(content),
-        estimated_tokens=0,
+        estimated_tokens=sum(index[c]["estimated_tokens"] for c in retry if c in index),
         digest=content_digest(content),
         identity_salt=spec.identity_salt,
     )

@@ -2,8 +2,9 @@
 
     extract -> build -> round_1 [submit -> wait -> collect] -> next_round -> round_2 ... -> load -> report
 
-``submit``, ``wait`` and ``collect`` are mapped over the round's shards. ``wait`` is a deferrable
-sensor, so a batch that takes hours holds no worker. Each round re-submits only what the round
+``submit``, ``wait`` and ``collect`` are mapped over the round's shards. ``submit`` and ``wait``
+defer: a shard waiting for room under its model's enqueued-token limit, and a batch that takes
+hours, hold no worker. Each round re-submits only what the round
 before could not finish (expired, cancelled, rate limited, server errors); a round with nothing
 to do is skipped. Tasks that touch a DuckDB warehouse share one pool slot.
 """
@@ -11,16 +12,18 @@ to do is skipped. Tasks that touch a DuckDB warehouse share one pool slot.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param, TaskGroup, task
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowSkipException
 
 from llm_batch.job import BatchJob
-from llm_batch.sensors import BatchSensor
+from llm_batch.sensors import ShardWaitSensor
+from llm_batch.task_errors import permanent_errors_fail_at_once
+
+log = logging.getLogger(__name__)
 
 RUN_PARAMS_DOC = """
 Manual runs take these parameters (the nightly schedule uses the defaults):
@@ -31,6 +34,7 @@ Manual runs take these parameters (the nightly schedule uses the defaults):
 - `batch_conn_id`: another batch connection for this run: an OpenAI, Azure OpenAI or Anthropic one
   (the connection picks the vendor); give a `model` that vendor serves.
 - `dry_run`: build, check and price the requests, submit nothing.
+- `max_cost_usd`: the most this run may spend; over it, the run sends nothing and fails.
 - `force`: answer rows again even if already answered with the same request.
 """
 
@@ -88,6 +92,15 @@ def run_params(job: BatchJob) -> dict[str, Param]:
             description="Build, check and price the requests; submit nothing. The estimate is "
             "recorded in the runs table.",
         ),
+        "max_cost_usd": Param(
+            None,
+            type=["null", "number"],
+            minimum=0,
+            title="Cost ceiling (USD)",
+            description="The most this run may spend at batch prices. If the estimate is higher, "
+            "nothing is sent, the run fails and its report says the estimate. Empty: "
+            + ("no ceiling." if job.max_cost_usd is None else f"the job's ${job.max_cost_usd:,.2f}."),
+        ),
         "force": Param(
             False,
             type="boolean",
@@ -136,13 +149,13 @@ def build_batch_dag(
         for attempt in range(1, job.max_attempts + 1):
             with TaskGroup(f"round_{attempt}"):
                 submitted = _submit_task(job, pool).expand(spec=shards)
-                waited = BatchSensor.partial(
+                waited = ShardWaitSensor.partial(
                     task_id="wait",
+                    job=job,
                     conn_id=f"{{{{ params.batch_conn_id or '{job.openai_conn_id}' }}}}",
                     poll_interval=poll_interval,
-                    deferrable=True,
                     retries=retries,
-                ).expand(batch_id=submitted)
+                ).expand(submission=submitted)
                 collected = _collect_task(job, pool).expand(pair=submitted.zip(waited.output))
                 if attempt < job.max_attempts:
                     shards = _next_round_task()(collected)
@@ -151,17 +164,6 @@ def build_batch_dag(
         loaded = _load_task(job, pool)(built["summary"], every_round)
         _report_task(job, pool)(built["summary"], every_round, loaded)
     return dag
-
-
-@contextmanager
-def _permanent_errors_fail_at_once() -> Iterator[None]:
-    """The library's errors that no retry can fix fail the task at once, with their message."""
-    from llm_batch.retryable import PermanentError
-
-    try:
-        yield
-    except PermanentError as exc:
-        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from None
 
 
 def _options(context: dict[str, Any]):
@@ -202,7 +204,7 @@ def _build_task(job: BatchJob, pool: dict[str, Any]):
         from llm_batch import steps
 
         options = _options(context)
-        with _permanent_errors_fail_at_once():
+        with permanent_errors_fail_at_once():
             built = steps.build(
                 options.job_for(job), _window(job, context), options, run_id=context["run_id"]
             )
@@ -215,16 +217,21 @@ def _build_task(job: BatchJob, pool: dict[str, Any]):
 def _submit_task(job: BatchJob, pool: dict[str, Any]):
     @task(task_id="submit", multiple_outputs=False, **pool)
     def submit(spec: dict[str, Any], **context: Any) -> dict[str, Any]:
-        """Create this shard's batch, or re-attach to the one an earlier try already created."""
+        """Create this shard's batch, re-attach to an earlier try's, or queue it for the wait step."""
         from llm_batch import steps
-        from llm_batch.handoffs import ShardSpec
+        from llm_batch.capacity import AwaitingCapacity
+        from llm_batch.handoffs import ShardSpec, Submission
 
         options = _options(context)
         if options.dry_run:
             raise AirflowSkipException("dry run: nothing is submitted")
-        with _permanent_errors_fail_at_once():
-            shard = ShardSpec.from_xcom(spec)
-            submission = steps.submit(options.job_for(job), shard, run_id=context["run_id"])
+        shard = ShardSpec.from_xcom(spec)
+        with permanent_errors_fail_at_once():
+            try:
+                submission = steps.submit(options.job_for(job), shard, run_id=context["run_id"])
+            except AwaitingCapacity as waiting:  # the wait step submits it when there is room
+                log.info("%s; the wait step submits it when there is room", waiting)
+                return Submission.queued_for(shard).to_xcom()
         if submission.batch_id is None:
             raise AirflowSkipException(
                 "every request of this shard is answered, or in flight in another run that lands it"
@@ -242,8 +249,10 @@ def _collect_task(job: BatchJob, pool: dict[str, Any]):
         from llm_batch.handoffs import Submission
 
         submitted, batch_summary = pair
-        with _permanent_errors_fail_at_once():  # e.g. a failed batch: the same bytes would fail again
-            submission = Submission.from_xcom(submitted)
+        with permanent_errors_fail_at_once():  # e.g. a failed batch: the same bytes would fail again
+            # The wait step hands on the submission it made for a queued shard.
+            batch_summary = dict(batch_summary)
+            submission = Submission.from_xcom(batch_summary.pop("submission", None) or submitted)
             return steps.collect(_options(context).job_for(job), submission, batch_summary).to_xcom()
 
     return collect
@@ -255,7 +264,7 @@ def _next_round_task():
         """The shards of requests worth another try; an empty list skips the next round."""
         from llm_batch import steps
 
-        with _permanent_errors_fail_at_once():
+        with permanent_errors_fail_at_once():
             return [spec.to_xcom() for spec in steps.next_round(_outcomes(collected))]
 
     return next_round
@@ -274,7 +283,7 @@ def _load_task(job: BatchJob, pool: dict[str, Any]):
         from llm_batch import report, steps
         from llm_batch.handoffs import BuildSummary
 
-        with _permanent_errors_fail_at_once():
+        with permanent_errors_fail_at_once():
             built = BuildSummary.from_xcom(summary)
             if built.dry_run:
                 raise AirflowSkipException("dry run: nothing to load")
@@ -302,7 +311,7 @@ def _report_task(job: BatchJob, pool: dict[str, Any]):
         from llm_batch import steps
         from llm_batch.handoffs import BuildSummary
 
-        with _permanent_errors_fail_at_once():  # over the threshold, a retry would count the same failures
+        with permanent_errors_fail_at_once():  # over the threshold, a retry would count the same failures
             built = BuildSummary.from_xcom(summary)
             outcomes = _outcomes(collected)
             return steps.report(

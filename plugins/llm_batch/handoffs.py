@@ -111,6 +111,7 @@ class BuildSummary(Handoff):
     run_dir: str
     dry_run: bool
     model: str = ""
+    over_ceiling: str = ""  # why the estimate is over the run's max_cost_usd; such a run sends nothing
 
 
 @dataclass(frozen=True)
@@ -127,15 +128,23 @@ class Submission(Handoff):
 
     ``reused`` when another run made (and pays for) it: this run lands its answers at no new
     cost. ``spec`` is the shard as sent, which may hold fewer requests than the shard built.
+    ``queued`` when the model's enqueued-token limit had no room yet: nothing was sent, and the
+    wait step submits ``spec`` (the shard as built) once there is.
     """
 
     nested: ClassVar[Mapping[str, type[Handoff]]] = {"spec": ShardSpec}
 
-    batch_id: str | None  # None: every request was answered or in flight elsewhere; nothing was sent
+    batch_id: str | None  # None: answered, in flight elsewhere, or queued; nothing was sent
     submission_key: str
     reattached: bool
     spec: ShardSpec
     reused: bool = False
+    queued: bool = False
+
+    @classmethod
+    def queued_for(cls, spec: ShardSpec) -> Submission:
+        """A shard waiting for room under its model's enqueued-token limit."""
+        return cls(batch_id=None, submission_key="", reattached=False, spec=spec, queued=True)
 
 
 @dataclass(frozen=True)
@@ -201,3 +210,4 @@ class RunReport(Handoff):
     failure_share: float = 0.0
     reused_batches: int = 0  # made and paid for by another run; their answers landed here too
     model: str = ""
+    over_ceiling: str = ""  # why nothing was sent: the estimate was over the run's max_cost_usd

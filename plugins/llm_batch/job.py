@@ -56,6 +56,7 @@ class BatchJob:
     max_attempts: int = 3
     max_failure_share: float = 0.05
     max_window_days: int = 92  # a manual run's date range longer than this is refused
+    max_cost_usd: float | None = None  # a run whose estimate is over this sends nothing and fails
     poll_interval_seconds: float = 60.0
     shard_limits: ShardLimits = field(default_factory=ShardLimits)
 
@@ -69,6 +70,8 @@ class BatchJob:
             raise ValueError(f"{self.name}: max_attempts must be at least 1")
         if self.max_window_days < 1:
             raise ValueError(f"{self.name}: max_window_days must be at least 1")
+        if self.max_cost_usd is not None and self.max_cost_usd < 0:
+            raise ValueError(f"{self.name}: max_cost_usd must not be negative")
 
     @property
     def endpoint_strategy(self) -> EndpointStrategy:

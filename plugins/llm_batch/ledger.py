@@ -56,6 +56,8 @@ class LedgerEntry:
     intent_at: dt.datetime
     submitted_at: dt.datetime | None
     finished_at: dt.datetime | None
+    account: str | None = None  # None in rows written before accounts were recorded
+    estimated_tokens: int | None = None  # set when admitted under the account's enqueued-token limit
 
 
 _COLUMNS = [f.name for f in fields(LedgerEntry)]
@@ -96,7 +98,12 @@ class BatchLedger:
 
     def holds_batch(self, batch_id: str) -> bool:
         """Whether a submission has recorded this batch as its own (so it is no one's orphan)."""
-        return bool(queries.ledger_rows(self.warehouse, batch_id=batch_id))
+        return self.of_batch(batch_id) is not None
+
+    def of_batch(self, batch_id: str) -> LedgerEntry | None:
+        """The row of the submission that recorded this batch as its own."""
+        rows = queries.ledger_rows(self.warehouse, batch_id=batch_id)
+        return LedgerEntry(**rows[0]) if rows else None
 
     def record_intent(self, entry: LedgerEntry) -> None:
         """Insert the row unless it exists: two racing attempts end with one row."""

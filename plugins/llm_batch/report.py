@@ -86,6 +86,7 @@ def summarize(
         estimated_sync_cost_usd=build_summary.estimated_sync_cost_usd,
         failure_share=round(failed_after_submit / submitted, 4) if submitted else 0.0,
         model=build_summary.model or job.model,
+        over_ceiling=build_summary.over_ceiling,
     )
     return report
 
@@ -112,8 +113,10 @@ def headline(report: RunReport) -> dict[str, object]:
 
 def describe(report: RunReport) -> str:
     """The report as a few lines a person reads at a glance; every row in is accounted for once."""
-    if report.dry_run:
-        outcome = f"{report.requests:,} to send"
+    if report.dry_run or report.over_ceiling:
+        outcome = f"{report.requests:,} " + (
+            "to send" if report.dry_run else "not sent (over the cost ceiling)"
+        )
         accounted = report.requests
     else:
         # Every request sent ends answered or failed (a retry's last round records its failure);
@@ -139,6 +142,10 @@ def describe(report: RunReport) -> str:
     if report.dry_run:
         money = f"  dry run: nothing sent; estimate {_usd(report.estimated_cost_usd)} at batch prices, "
         money += f"{_usd(report.estimated_sync_cost_usd)} synchronous ({report.requests:,} requests)"
+        if report.over_ceiling:
+            money += f"; a real run would be refused: {report.over_ceiling}"
+    elif report.over_ceiling:
+        money = f"  refused, nothing sent: {report.over_ceiling}"
     else:
         money = f"  cost {_usd(report.cost_usd)} at batch prices, {_usd(report.sync_cost_usd)} synchronous"
         if report.cost_usd is not None and report.sync_cost_usd is not None:

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from llm_batch.job import BatchJob
-from llm_batch.models import context_window, estimate_tokens
+from llm_batch.models import context_window, request_tokens
 from llm_batch.prompts import PromptError
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
@@ -123,7 +123,7 @@ def iter_requests(
             except PromptError as exc:
                 yield Rejection(key, row_date, "invalid_input", str(exc))
                 continue
-            tokens = estimate_tokens(text)
+            tokens = request_tokens(text)
             if tokens > limit:
                 detail = f"about {tokens:,} tokens; {job.model} takes {limit:,}"
                 yield Rejection(key, row_date, "input_too_long", detail)

@@ -12,17 +12,21 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 
 from llm_batch.backends import BackendError, BatchAlreadyEnded, BatchBackend, batch_backend
 from llm_batch.backends.openai_backend import DEFAULT_CONN_ID
-from llm_batch.backends.retry import ONCE
+from llm_batch.backends.retry import ONCE, backoff_seconds
 from llm_batch.polling import BatchPoll, PollAction, PollDecision
+from llm_batch.task_errors import permanent_errors_fail_at_once
 from llm_batch.triggers import BatchTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from llm_batch.job import BatchJob
 
 CHECK_TIMEOUT_SECONDS = 10.0  # the first check must not hold the worker long; the trigger retries
 KILL_TIMEOUT_SECONDS = 5.0
@@ -82,18 +86,23 @@ class BatchSensor(BaseSensorOperator):
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
-        batch_id = self.resolved_batch_id
+        return self._wait_for(context, self.resolved_batch_id, "execute_complete")
+
+    def _wait_for(self, context: Context, batch_id: str, method_name: str) -> Any:
+        """Look once; a batch already ended goes straight to ``method_name``, else defer to the trigger."""
         decision = self._look(batch_id, timeout=CHECK_TIMEOUT_SECONDS)
         if decision.action is PollAction.FINISH:
             self.log.info("Batch %s is already %s", batch_id, decision.state.status)
-            return decision.state.to_summary()
+            return getattr(self, method_name)(
+                context, {"status": "terminal", "batch": decision.state.to_summary()}
+            )
         if decision.error is not None:
             self.log.warning("Batch %s: first check failed (%s); deferring anyway", batch_id, decision.error)
         else:
             self.log.info("Batch %s is %s; deferring", batch_id, decision.state.status)
         self.defer(
             trigger=BatchTrigger(batch_id=batch_id, conn_id=self.conn_id, poll_interval=self.poll_interval),
-            method_name="execute_complete",
+            method_name=method_name,
             timeout=timedelta(seconds=self.timeout),
         )
 
@@ -160,3 +169,94 @@ class BatchSensor(BaseSensorOperator):
             self.log.info("Batch %s had already finished; nothing to cancel", batch_id)
         except BackendError as error:
             self.log.warning("Batch %s: cancel on kill failed: %s", batch_id, error)
+
+
+class ShardWaitSensor(BatchSensor):
+    """
+    The wait step of a shard: wait for its batch, first submitting it if it was queued.
+
+    A shard the submit step queued (its model's enqueued-token limit had no room) is submitted
+    here once there is room, asking again every ``poll_interval`` seconds, deferred. A batch the
+    service refused with ``token_limit_exceeded`` (a limit declared higher than the service's)
+    goes back to the queue with backoff, in the same round. Returns the batch summary, with the
+    submission under ``"submission"`` for the collect step. Deferrable only.
+
+    :param job: The batch job; a manual run's parameters (model, connection) apply to it.
+    :param submission: The submit step's record (``Submission.to_xcom()``); usually mapped.
+    :param max_backoff: Longest pause, in seconds, after repeated refusals.
+    """
+
+    template_fields: Sequence[str] = ("submission", "conn_id")
+
+    def __init__(
+        self, *, job: BatchJob, submission: Mapping[str, Any], max_backoff: float = 600.0, **kwargs: Any
+    ) -> None:
+        super().__init__(batch_id="", deferrable=True, **kwargs)
+        self.job = job
+        self.submission = submission
+        self.max_backoff = max_backoff
+
+    # Every resume re-reads what it needs from the submit step's record and the ledger, never from
+    # deferral kwargs: a retried task starts afresh, and ``airflow dags test`` drops them.
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        return self.send(context)
+
+    def send(self, context: Context, event: Any = None) -> dict[str, Any]:
+        """Send a queued shard, or a refused batch's again, if its model has room; then wait for it."""
+        from llm_batch import steps
+        from llm_batch.capacity import AwaitingCapacity
+        from llm_batch.handoffs import Submission
+
+        waiting = Submission.from_xcom(self.submission)
+        job = self._run_job(context)
+        with permanent_errors_fail_at_once():
+            try:
+                if waiting.queued:
+                    made = steps.submit(job, waiting.spec, run_id=context["run_id"])
+                else:  # re-attaches to the batch the submit step made, unless it was refused
+                    made = steps.resubmit(job, waiting, run_id=context["run_id"])
+            except AwaitingCapacity as no_room:
+                self.log.info("%s; asking again in %.0f s", no_room, self.poll_interval)
+                self._pause(self.poll_interval)
+        if made.batch_id is None:
+            raise AirflowSkipException(
+                "every request of this shard is answered, or in flight in another run that lands it"
+            )
+        return self._wait_for(context, made.batch_id, "ended")
+
+    def ended(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The batch ended: hand it on with its submission, or send it again if it was refused."""
+        from llm_batch import steps
+        from llm_batch.backends import BatchState
+        from llm_batch.handoffs import Submission
+
+        if event is None:  # resumed without an event: look again
+            return self.send(context)
+        summary = self.execute_complete(context, event)
+        state = BatchState.from_summary(summary)
+        job = self._run_job(context)
+        made = steps.submission_of_batch(
+            job, state.id, Submission.from_xcom(self.submission).spec, run_id=context["run_id"]
+        )
+        if not state.refused_for_capacity:
+            return {**summary, "submission": made.to_xcom()}
+        refusals = steps.refused_for_capacity(job, made)
+        delay = backoff_seconds(refusals, self.poll_interval, self.max_backoff)
+        self.log.warning(
+            "Batch %s was refused: %s's enqueued-token limit is full (declared higher than the "
+            "service's, or used by work the ledger does not see). Sending it again in %.0f s, in this round",
+            state.id,
+            state.model or job.model,
+            delay,
+        )
+        self._pause(delay)
+        raise AssertionError("unreachable: defer raises")  # pragma: no cover
+
+    def _pause(self, seconds: float) -> None:
+        self.defer(trigger=TimeDeltaTrigger(timedelta(seconds=seconds)), method_name="send")
+
+    def _run_job(self, context: Context) -> BatchJob:
+        from llm_batch.steps import RunOptions
+
+        return RunOptions.from_params(context.get("params")).job_for(self.job)

@@ -16,7 +16,9 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
+from llm_batch import capacity
 from llm_batch.backends import BatchBackend, batch_backend
+from llm_batch.budget import CostCeilingExceeded, over_ceiling
 from llm_batch.build import build_run
 from llm_batch.collect import BatchFailedError, collect_shard
 from llm_batch.extract import extract_rows
@@ -35,6 +37,8 @@ from llm_batch.load import load_run
 from llm_batch.report import report_run
 from llm_batch.run_window import RunWindow
 from llm_batch.settled import drop_superseded, settled_requests
+from llm_batch.submission import resubmit as resubmit_shard
+from llm_batch.submission import submission_of_batch as submission_of_batch_in
 from llm_batch.submission import submit_shard
 from llm_batch.warehouse import Warehouse, warehouse_for_conn_id
 
@@ -50,6 +54,7 @@ class RunOptions:
     dry_run: bool = False
     force: bool = False
     batch_conn_id: str | None = None  # another batch connection, hence maybe another vendor
+    max_cost_usd: float | None = None  # this run's cost ceiling, instead of the job's
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any] | None) -> RunOptions:
@@ -60,6 +65,7 @@ class RunOptions:
             dry_run=bool(params.get("dry_run")),
             force=bool(params.get("force")),
             batch_conn_id=params.get("batch_conn_id") or None,
+            max_cost_usd=params.get("max_cost_usd"),
         )
 
     def job_for(self, job: BatchJob) -> BatchJob:
@@ -98,7 +104,8 @@ def build(
 ) -> BuiltRun:
     """Extract the window's rows, drop those already settled, build and shard the requests."""
     connections = connections or Connections.of(job)
-    job = connections.backend().job_for(job)
+    backend = connections.backend()
+    job = capacity.bounded(backend.job_for(job), backend)  # no shard over the enqueued-token limit
     with connections.source() as source:
         rows = extract_rows(job, window, source, row_limit=options.row_limit)
     settled: set[tuple[str, str]] = set()
@@ -106,7 +113,7 @@ def build(
         rows = drop_superseded(job, rows, warehouse)  # the latest version of a key wins
         if not options.force:  # answered, or in flight in another run
             settled = settled_requests(job, window, warehouse, rows=rows, run_id=run_id)
-    return build_run(
+    built = build_run(
         job,
         window,
         rows,
@@ -114,6 +121,16 @@ def build(
         dry_run=options.dry_run,
         identity_salt=run_id if options.force else "",  # a forced run pays for fresh answers
     )
+    ceiling = job.max_cost_usd if options.max_cost_usd is None else options.max_cost_usd
+    refusal = over_ceiling(built.summary, ceiling)
+    if refusal is None:
+        return built
+    summary = dataclasses.replace(built.summary, over_ceiling=refusal)
+    if options.dry_run:  # a dry run shows the estimate, and says a real run would be refused
+        return dataclasses.replace(built, summary=summary)
+    with connections.warehouse() as warehouse:
+        report_run(job, summary, [], run_id=run_id, warehouse=warehouse)
+    raise CostCeilingExceeded(f"Nothing was submitted: {refusal}")
 
 
 def submit(
@@ -123,11 +140,48 @@ def submit(
 
     The submission's ``batch_id`` is ``None`` when every request was answered or taken by
     another run since the build: nothing is sent, and the shard's wait and collect are skipped.
+    Raises ``capacity.AwaitingCapacity`` while the model's enqueued-token limit has no room for
+    the shard: nothing is sent yet; ask again later.
     """
     connections = connections or Connections.of(job)
     backend = connections.backend()
     with connections.warehouse() as warehouse:
         return submit_shard(backend, BatchLedger(warehouse), backend.job_for(job), spec, run_id=run_id)
+
+
+def resubmit(
+    job: BatchJob, submission: Submission, *, run_id: str, connections: Connections | None = None
+) -> Submission:
+    """Make a refused submission's batch again (``refused_for_capacity``), once its model has room.
+
+    Raises ``capacity.AwaitingCapacity`` while it has none.
+    """
+    connections = connections or Connections.of(job)
+    backend = connections.backend()
+    with connections.warehouse() as warehouse:
+        return resubmit_shard(
+            backend, BatchLedger(warehouse), backend.job_for(job), submission, run_id=run_id
+        )
+
+
+def submission_of_batch(
+    job: BatchJob, batch_id: str, spec: ShardSpec, *, run_id: str, connections: Connections | None = None
+) -> Submission:
+    """The submission that made ``batch_id`` (the wait step made it, or the submit step): from the ledger."""
+    with (connections or Connections.of(job)).warehouse() as warehouse:
+        return submission_of_batch_in(BatchLedger(warehouse), spec, batch_id, run_id)
+
+
+def refused_for_capacity(
+    job: BatchJob, submission: Submission, *, connections: Connections | None = None
+) -> int:
+    """Record that the service refused the submission's batch for the token limit, so it holds no
+    tokens now; the next ``resubmit`` makes it again (its requests stay claimed). Returns how many
+    batches the submission has made."""
+    with (connections or Connections.of(job)).warehouse() as warehouse:
+        ledger = BatchLedger(warehouse)
+        ledger.update(submission.submission_key, status="refused", error="token_limit_exceeded")
+        return ledger.get(submission.submission_key).generation
 
 
 def collect(

@@ -7,8 +7,10 @@ account, are a different batch. Ledger rows written before the account was part 
 are still found, so an upgrade never pays twice.
 
 Order of effects, each recorded before the next: claim of the submission (one submitter of a key
-at a time; the others wait and re-attach), ledger intent, claim of its requests (rows in flight
-in another run are left to it), input upload, batch create, ledger batch id. The backend's create
+at a time; the others wait and re-attach), ledger intent, admission under the model's
+enqueued-token limit (``llm_batch.capacity``; a shard that does not fit waits), claim of its
+requests (rows in flight in another run are left to it), input upload, batch create, ledger
+batch id. The backend's create
 carries the identity with the batch, so a create that timed out but succeeded is found again,
 not duplicated.
 """
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import logging
 
-from llm_batch import inflight
+from llm_batch import capacity, inflight
 from llm_batch.backends import BatchBackend, BatchInput, BatchNotFound, BatchState, RetryPolicy, SubmissionTag
 from llm_batch.clock import utcnow
 from llm_batch.handoffs import ShardSpec, Submission
@@ -52,6 +54,35 @@ def submit_shard(
         return _submit_claimed(backend, ledger, job, spec, key, run_id)
 
 
+def resubmit(
+    backend: BatchBackend,
+    ledger: BatchLedger,
+    job: BatchJob,
+    submission: Submission,
+    *,
+    run_id: str | None = None,
+    claim_timeout: float = CLAIM_TIMEOUT_SECONDS,
+) -> Submission:
+    """Send a submission whose batch the service refused for the token limit again, under its key.
+
+    Its input is already uploaded and its requests claimed: only a new batch is made (the next
+    generation), once the model has room.
+    """
+    with ledger.claim(submission.submission_key, timeout=claim_timeout):
+        return _submit_claimed(backend, ledger, job, submission.spec, submission.submission_key, run_id)
+
+
+def submission_of_batch(
+    ledger: BatchLedger, spec: ShardSpec, batch_id: str, run_id: str | None
+) -> Submission:
+    """The submission that made ``batch_id``, as the ledger has it; ``spec`` is its shard as built."""
+    entry = ledger.of_batch(batch_id)
+    if entry is None:
+        raise BatchNotFound(f"batch {batch_id} is in no ledger row: it was not made by this pipeline")
+    sent = inflight.narrowed(spec, entry.content_digest, entry.requests)
+    return _result(batch_id, entry.submission_key, sent, reattached=True, reused=_reused(entry, run_id))
+
+
 def _submit_claimed(
     backend: BatchBackend, ledger: BatchLedger, job: BatchJob, spec: ShardSpec, key: str, run_id: str | None
 ) -> Submission:
@@ -63,7 +94,7 @@ def _submit_claimed(
             return _result(
                 legacy.id, spec.legacy_submission_key, spec, reattached=True, reused=_reused(made_by, run_id)
             )
-        ledger.record_intent(_intent(job, spec, key, run_id, generation=1))
+        ledger.record_intent(_intent(job, spec, key, run_id, generation=1, account=backend.account))
         entry = ledger.get(key)
     elif entry.batch_id:
         state = backend.retrieve(entry.batch_id, retry=LOOKUP_RETRY)
@@ -117,6 +148,12 @@ def _submit_claimed(
             reused=_reused(entry, run_id),
         )
 
+    if entry.status in (
+        "intent",
+        "resubmitting",
+    ):  # not admitted yet: raises AwaitingCapacity if it does not fit
+        capacity.admit(ledger, backend, job, key, capacity.tokens_of(spec))
+        entry = ledger.get(key)
     if entry.input_file_id:  # uploaded before a crash: its requests were claimed then
         spec = inflight.narrowed(spec, entry.content_digest, entry.requests)
     else:
@@ -210,7 +247,9 @@ def _codes(state: BatchState) -> str:
     return ", ".join(sorted(state.problem_codes))
 
 
-def _intent(job: BatchJob, spec: ShardSpec, key: str, run_id: str | None, generation: int) -> LedgerEntry:
+def _intent(
+    job: BatchJob, spec: ShardSpec, key: str, run_id: str | None, generation: int, account: str
+) -> LedgerEntry:
     return LedgerEntry(
         submission_key=key,
         job=job.name,
@@ -237,6 +276,7 @@ def _intent(job: BatchJob, spec: ShardSpec, key: str, run_id: str | None, genera
         intent_at=utcnow(),
         submitted_at=None,
         finished_at=None,
+        account=account,
     )
 
 

@@ -16,6 +16,7 @@ from include.server_bill import billed_usd, created_batches
 from include.window_run import WindowRun
 from llm_batch import steps
 from llm_batch.backends.openai_backend import OpenAIBatchBackend
+from llm_batch.budget import CostCeilingExceeded
 from llm_batch.report import describe
 from llm_batch.run_window import RunWindow
 from tests.llm_batch.jobs import sentiment_job
@@ -92,3 +93,39 @@ def test_a_model_with_no_known_price_runs_and_is_reported_unpriced(runs):
     (row,) = recorded_runs(runs)
     assert row["cost_usd"] is None and row["model"] == "house-model-7"
     assert "cost unpriced at batch prices" in describe(report)
+
+
+def test_a_run_whose_estimate_is_over_its_cost_ceiling_sends_nothing_and_says_why(runs):
+    capped = dataclasses.replace(runs("x").job, max_cost_usd=0.0001)
+    refused = runs("scheduled__capped", job=capped)
+
+    with pytest.raises(
+        CostCeilingExceeded, match=r"Nothing was submitted: the estimate of \$0\.\d{4}"
+    ) as exc:
+        refused.build()
+
+    assert "max_cost_usd $0.00" in str(exc.value) and "28 requests" in str(exc.value)
+    assert created_batches(runs.server.client()) == 0
+    (row,) = recorded_runs(runs)  # the refused run is in the runs table, with its estimate
+    assert row["over_ceiling"] == str(exc.value).removeprefix("Nothing was submitted: ")
+    assert row["requests"] == 28 and row["batches"] == 0 and row["estimated_cost_usd"] > 0.0001
+    # A run's own ceiling replaces the job's: this one may spend a dollar, and lands every row.
+    allowed = runs("manual__allowed", job=capped)
+    allowed.build(steps.RunOptions(max_cost_usd=1.0))
+    assert allowed.summary.over_ceiling == "" and len(allowed.specs) == 1
+
+
+def test_a_dry_run_over_the_ceiling_says_a_real_run_would_be_refused(runs):
+    dry = runs("manual__dry")
+    dry.build(steps.RunOptions(dry_run=True, max_cost_usd=0.0))
+    report = steps.report(dry.job, dry.summary, [], run_id=dry.run_id, connections=dry.connections)
+
+    assert created_batches(runs.server.client()) == 0
+    assert "a real run would be refused: the estimate of $" in describe(report)
+
+
+def test_an_unpriced_model_cannot_be_held_to_a_ceiling_and_is_refused(runs):
+    unpriced = dataclasses.replace(runs("x").job, model="house-model-7", max_cost_usd=5.0)
+    with pytest.raises(CostCeilingExceeded, match="house-model-7 cannot be held to max_cost_usd"):
+        runs("manual__unpriced", job=unpriced).build()
+    assert created_batches(runs.server.client()) == 0

@@ -22,6 +22,7 @@ from llm_batch.backends.records import (
     SubmitResult,
 )
 from llm_batch.backends.retry import RetryPolicy
+from llm_batch.retryable import PermanentError
 
 # The SDKs' HTTP clients log "HTTP Request: GET ..." at INFO for every call: in a wait that polls
 # every minute, one such line beside each progress line, saying nothing a user needs. Warnings
@@ -55,7 +56,10 @@ def batch_backend(conn_id: str) -> BatchBackend:
     from airflow.providers.common.compat.sdk import BaseHook
 
     conn = BaseHook.get_connection(conn_id)
-    return backend_for(provider_of(conn.conn_type, conn.host, conn.extra_dejson), conn_id)
+    extras = conn.extra_dejson
+    backend = backend_for(provider_of(conn.conn_type, conn.host, extras), conn_id)
+    backend.enqueued_token_limits = _token_limits(conn_id, extras)
+    return backend
 
 
 async def abatch_backend(conn_id: str) -> BatchBackend:
@@ -64,6 +68,23 @@ async def abatch_backend(conn_id: str) -> BatchBackend:
 
     conn = await get_async_connection(conn_id)
     return backend_for(provider_of(conn.conn_type, conn.host, await get_async_extra_dejson(conn)), conn_id)
+
+
+class InvalidConnectionExtra(PermanentError, ValueError):
+    """A batch connection's extra is malformed: the connection must be fixed, not the task retried."""
+
+
+def _token_limits(conn_id: str, extras: dict) -> dict[str, int]:
+    """The ``enqueued_token_limits`` extra: model (or Azure deployment) name -> tokens."""
+    declared = extras.get("enqueued_token_limits") or {}
+    if not isinstance(declared, dict) or not all(
+        isinstance(tokens, int) and tokens > 0 for tokens in declared.values()
+    ):
+        raise InvalidConnectionExtra(
+            f"connection {conn_id!r}: the enqueued_token_limits extra must map model names to "
+            f'positive whole numbers of tokens, e.g. {{"gpt-4o-mini": 2000000}}; got {declared!r}'
+        )
+    return dict(declared)
 
 
 def backend_for(provider: Provider, conn_id: str) -> BatchBackend:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, ClassVar
 
 from llm_batch.backends.records import BatchInput, BatchState, ResultLine, SubmissionTag, SubmitResult
@@ -26,6 +27,9 @@ class BatchBackend(ABC):
 
     #: Short name of the provider, for logs and docs.
     name: ClassVar[str]
+    #: Enqueued-token limits declared for this account, by model (or deployment): the
+    #: connection's ``enqueued_token_limits`` extra. See ``llm_batch.capacity``.
+    enqueued_token_limits: Mapping[str, int] = MappingProxyType({})
 
     @property
     @abstractmethod

@@ -109,6 +109,11 @@ class BatchState(NamedTuple):
         return self.status.is_terminal
 
     @property
+    def refused_for_capacity(self) -> bool:
+        """Failed only because the model's enqueued-token limit was reached: the same bytes fit later."""
+        return self.status is BatchStatus.FAILED and self.problem_codes == {"token_limit_exceeded"}
+
+    @property
     def progress(self) -> tuple[str, int, int, int]:
         """Status and counts: what a waiting log line reports, once per change."""
         return (self.status.value, self.counts.completed, self.counts.failed, self.counts.total)

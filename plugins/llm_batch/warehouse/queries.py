@@ -160,8 +160,48 @@ LEDGER_COLUMNS = tuple(LEDGER_SCHEMA.names)
 
 
 def create_ledger(warehouse: Warehouse) -> None:
-    """Create the ledger table unless it exists; its key is declared, for ``ON CONFLICT``."""
+    """Create the ledger table unless it exists (its key declared, for ``ON CONFLICT``); add new columns."""
     warehouse.create_table(LEDGER_TABLE, LEDGER_SCHEMA, LEDGER_KEY)
+    warehouse.ensure_table(LEDGER_TABLE, LEDGER_SCHEMA, LEDGER_KEY)
+
+
+# Statuses of a batch that holds enqueued tokens at its provider: admitted, being created, or
+# running. A batch ended (or refused for the limit) holds none, collected or not.
+ENQUEUED_STATUSES = ("admitted", "uploaded", "validating", "in_progress", "finalizing", "cancelling")
+
+
+def enqueued_batches(
+    warehouse: Warehouse,
+    account: str,
+    model: str,
+    *,
+    excluding: str,
+    admitted_since: dt.datetime,
+    running_since: dt.datetime,
+) -> pa.Table:
+    """Ledger rows (submission_key, batch_id, estimated_tokens) holding tokens of ``model`` in ``account``.
+
+    Every job and run that writes this ledger counts. A row admitted but never created holds its
+    tokens until ``admitted_since``, a created one until ``running_since`` (its submitter may
+    have died); ``excluding`` is the submission asking, whose own row does not count.
+    """
+    statuses = ", ".join(f"'{status}'" for status in ENQUEUED_STATUSES)
+    return warehouse.read_arrow(
+        'SELECT "submission_key", "batch_id", "estimated_tokens" '
+        f"FROM {quote_table(LEDGER_TABLE)} "
+        'WHERE "account" = :account AND "model" = :model AND "submission_key" <> :excluding '
+        'AND "estimated_tokens" IS NOT NULL AND "finished_at" IS NULL '
+        f'AND "status" IN ({statuses}) '
+        'AND (("batch_id" IS NULL AND "intent_at" >= :admitted_since) '
+        'OR ("batch_id" IS NOT NULL AND coalesce("submitted_at", "intent_at") >= :running_since))',
+        {
+            "account": account,
+            "model": model,
+            "excluding": excluding,
+            "admitted_since": admitted_since,
+            "running_since": running_since,
+        },
+    )
 
 
 def ledger_rows(warehouse: Warehouse, **equal_to: Any) -> list[dict[str, Any]]:

@@ -88,6 +88,7 @@ RUNS_SCHEMA = pa.schema(
         ("failure_share", pa.float64()),
         ("reused_batches", pa.int64()),
         ("model", pa.string()),
+        ("over_ceiling", pa.string()),
         ("reported_at", pa.timestamp("us")),
     ]
 )
@@ -123,6 +124,10 @@ LEDGER_SCHEMA = pa.schema(
         pa.field("intent_at", pa.timestamp("us"), nullable=False),
         pa.field("submitted_at", pa.timestamp("us")),
         pa.field("finished_at", pa.timestamp("us")),
+        # Added later, so last: the account the batch lives in, and the enqueued tokens it holds
+        # there from its admission (``llm_batch.capacity``) until it is collected.
+        pa.field("account", pa.string()),
+        pa.field("estimated_tokens", pa.int64()),
     ]
 )
 LEDGER_KEY = ("submission_key",)
