@@ -15,12 +15,14 @@ import orjson
 
 from local_batch_api.engines import EngineReply
 from local_batch_api.engines.messages import as_anthropic_error
-from local_batch_api.processor import EXPIRED_ERROR
+from local_batch_api.processor import CANCELLED_ERROR, EXPIRED_ERROR
 from local_batch_api.store import TERMINAL_STATUSES
 
 _PROCESSING_STATUS = {"cancelling": "canceling"}  # the rest: in_progress until terminal, then ended
 _ENDED_AT = ("completed_at", "cancelled_at", "expired_at", "failed_at")
 _COPY_CHUNK = 1024 * 1024
+# Error lines of requests never run, by their code, and the result type Anthropic gives them.
+_NEVER_RAN = {EXPIRED_ERROR["code"]: "expired", CANCELLED_ERROR["code"]: "canceled"}
 
 
 def rfc3339(timestamp: float | None) -> str | None:
@@ -57,11 +59,14 @@ def request_counts(batch: dict[str, Any]) -> dict[str, int]:
     counts = {"processing": 0, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
     if not ended(batch):
         return counts | {"processing": batch["total"]}
+    # Requests past the recorded progress have no line: those of a failed batch, or of one
+    # cancelled in a data directory older than the batch_cancelled lines.
     unprocessed = batch["total"] - batch["next_line"]
+    ran_and_failed = batch["failed"] - batch["expired"] - batch["cancelled"]
     return counts | {
         "succeeded": batch["completed"],
-        "errored": batch["failed"] - batch["expired"] + (unprocessed if batch["status"] == "failed" else 0),
-        "canceled": unprocessed if batch["status"] == "cancelled" else 0,
+        "errored": ran_and_failed + (unprocessed if batch["status"] == "failed" else 0),
+        "canceled": batch["cancelled"] + (unprocessed if batch["status"] == "cancelled" else 0),
         "expired": batch["expired"],
     }
 
@@ -109,8 +114,8 @@ def _recorded_lines(path: Path, size: int) -> Iterator[bytes]:
 
 def _result_line(line: dict[str, Any]) -> bytes:
     response, error = line.get("response"), line.get("error")
-    if error is not None and error.get("code") == EXPIRED_ERROR["code"]:
-        return _line(line["custom_id"], {"type": "expired"})
+    if error is not None and (never_ran := _NEVER_RAN.get(error.get("code"))) is not None:
+        return _line(line["custom_id"], {"type": never_ran})
     if response is not None and response["status_code"] == 200:
         message = response["body"]
         message["usage"] = {**message.get("usage", {}), "service_tier": "batch"}

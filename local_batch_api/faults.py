@@ -29,8 +29,8 @@ CRASH_EXIT_CODE = 97
 CRASH_POINTS = (
     "chunk.written",  # replies written and synced, progress not yet recorded
     "chunk.recorded",  # progress recorded
-    "expire.written",  # expired requests' error lines written and synced, not yet recorded
-    "expire.recorded",  # expiry progress recorded, files not yet published
+    "unrun.written",  # error lines of requests never run (expired, cancelled) written and synced
+    "unrun.recorded",  # their progress recorded, files not yet published
     "publish.synced",  # a partial file cut to its recorded size and synced, not yet renamed
     "publish.renamed",  # renamed into place, the directory not yet synced
     "publish.dir_synced",  # the directory synced, the file not yet recorded

@@ -33,6 +33,10 @@ EXPIRED_ERROR = {
     "code": "batch_expired",
     "message": "This request could not be executed before the completion window expired.",
 }
+CANCELLED_ERROR = {
+    "code": "batch_cancelled",
+    "message": "This request was not executed because the batch was cancelled.",
+}
 _FAULT_ERRORS = {
     429: ("Rate limit reached for requests.", "requests", "rate_limit_exceeded"),
     400: ("The request was rejected (injected fault).", "invalid_request_error", None),
@@ -272,39 +276,45 @@ class BatchProcessor:
         return replies  # type: ignore[return-value]
 
     def _expire(self, batch: dict[str, Any]) -> None:
-        """Finished responses stay; every unfinished request gets a ``batch_expired`` error line.
-
-        The expired lines and the progress past them are recorded together before publishing,
-        so a restart at any point of this writes none of them twice.
-        """
-        if batch["next_line"] < batch["total"]:
-            _, errors = self._partials(batch)
-            input_path = self._input_path(batch)
-            failed, lines_read = batch["failed"], batch["next_line"]
-            expired = batch["expired"]
-            with input_path.open("rb") as source, _resumed(errors, batch["error_bytes"]) as err:
-                source.seek(batch["next_offset"])
-                while lines := _read_requests(source, 10_000):
-                    err.write(b"".join(_line(batch["id"], c, None, EXPIRED_ERROR) for c, _ in lines))
-                    failed += len(lines)
-                    expired += len(lines)
-                    lines_read += len(lines)
-                _sync(err)
-                self._crash.reached("expire.written")
-                self.store.update_batch(
-                    batch["id"],
-                    error_bytes=err.tell(),
-                    next_line=lines_read,
-                    next_offset=source.tell(),
-                    failed=failed,
-                    expired=expired,
-                )
-            self._crash.reached("expire.recorded")
-            batch = self.store.get_batch(batch["id"])
+        """Finished responses stay; every unfinished request gets a ``batch_expired`` error line."""
+        batch = self._close_unrun(batch, EXPIRED_ERROR, "expired")
         files = self._publish(batch)
         self.store.update_batch(
             batch["id"], only_if_status="in_progress", status="expired", expired_at=now(), **files
         )
+
+    def _close_unrun(self, batch: dict[str, Any], error: dict[str, str], counter: str) -> dict[str, Any]:
+        """Give every request not yet run an error line with ``error``, counted in ``counter``.
+
+        They count among ``failed`` in the store and are told apart by ``counter`` (``expired``,
+        ``cancelled``): the API's ``failed`` counts only requests that ran. The lines and the
+        progress past them are recorded together before publishing, so a restart at any point of
+        this writes none of them twice.
+        """
+        if batch["next_line"] >= batch["total"]:
+            return batch
+        _, errors = self._partials(batch)
+        input_path = self._input_path(batch)
+        failed, lines_read, unrun = batch["failed"], batch["next_line"], batch[counter]
+        with input_path.open("rb") as source, _resumed(errors, batch["error_bytes"]) as err:
+            source.seek(batch["next_offset"])
+            while lines := _read_requests(source, 10_000):
+                err.write(b"".join(_line(batch["id"], c, None, error) for c, _ in lines))
+                failed += len(lines)
+                unrun += len(lines)
+                lines_read += len(lines)
+            _sync(err)
+            self._crash.reached("unrun.written")
+            self.store.update_batch(
+                batch["id"],
+                error_bytes=err.tell(),
+                next_line=lines_read,
+                next_offset=source.tell(),
+                failed=failed,
+                **{counter: unrun},
+            )
+        self._crash.reached("unrun.recorded")
+        return self.store.get_batch(batch["id"])
 
     async def _finalize(self, batch: dict[str, Any]) -> None:
         faults = Faults(**batch["faults"])
@@ -319,7 +329,13 @@ class BatchProcessor:
         )
 
     async def _cancel(self, batch: dict[str, Any]) -> None:
+        """Finished responses stay; every request not run gets a ``batch_cancelled`` error line.
+
+        A batch cancelled while ``validating`` never read its input: it ends with ``total`` 0
+        and no files, and its requests are accounted for by the client, from its own input.
+        """
         await self._nap(batch["id"], batch["cancelling_at"] + self.settings.cancelling_seconds)
+        batch = self._close_unrun(batch, CANCELLED_ERROR, "cancelled")
         files = self._publish(batch)
         self.store.update_batch(
             batch["id"], only_if_status="cancelling", status="cancelled", cancelled_at=now(), **files

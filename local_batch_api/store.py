@@ -62,6 +62,7 @@ CREATE TABLE IF NOT EXISTS batches (
     completed INTEGER NOT NULL DEFAULT 0,
     failed INTEGER NOT NULL DEFAULT 0,
     expired INTEGER NOT NULL DEFAULT 0, -- of the failed, those the completion window cut off
+    cancelled INTEGER NOT NULL DEFAULT 0, -- of the failed, those a cancel left unrun
     input_tokens INTEGER NOT NULL DEFAULT 0,
     output_tokens INTEGER NOT NULL DEFAULT 0,
     reasoning_tokens INTEGER NOT NULL DEFAULT 0,
@@ -82,6 +83,7 @@ CREATE INDEX IF NOT EXISTS batches_status ON batches(status);
 _ADDED_COLUMNS = {
     "dialect": "TEXT NOT NULL DEFAULT 'openai'",
     "expired": "INTEGER NOT NULL DEFAULT 0",
+    "cancelled": "INTEGER NOT NULL DEFAULT 0",
 }
 
 _TIMESTAMPS = (
@@ -340,9 +342,10 @@ def batch_to_api(batch: dict[str, Any]) -> dict[str, Any]:
         "request_counts": {
             "total": batch["total"],
             "completed": batch["completed"],
-            # Requests that ran and failed: expired ones are total - completed - failed, as the
-            # service reports them (their batch_expired lines are in the error file all the same).
-            "failed": batch["failed"] - batch["expired"],
+            # Requests that ran and failed: expired and cancelled ones are total - completed -
+            # failed, as the service reports them (each has its batch_expired or batch_cancelled
+            # line in the error file all the same).
+            "failed": batch["failed"] - batch["expired"] - batch["cancelled"],
         },
         "usage": {
             "input_tokens": input_tokens,

@@ -136,7 +136,7 @@ def test_cancelled_batch_retries_what_never_ran(start_server, tmp_path, rows):
     summary = batch_state(wait_for_batch(client, batch.id)).to_summary()
     outcome = collect_shard(backend(client), job, spec, summary, submission_key="k")
     assert outcome.results >= 10
-    assert outcome.retry_reasons == {"not_executed": spec.requests - outcome.results}
+    assert outcome.retry_reasons == {"batch_cancelled": spec.requests - outcome.results}
 
 
 class StricterSentiment(BaseModel):

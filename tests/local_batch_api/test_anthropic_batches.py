@@ -118,6 +118,7 @@ def test_cancel_ends_with_the_unprocessed_requests_canceled(start_server):
     assert counts.processing == 0 and counts.canceled > 0 and counts.succeeded > 0
     assert counts.succeeded + counts.canceled == 100
     assert kinds(claude, batch.id) == {"succeeded": counts.succeeded, "canceled": counts.canceled}
+    assert len(list(claude.messages.batches.results(batch.id))) == 100  # one line per request
     assert claude.messages.batches.cancel(batch.id).processing_status == "ended"
 
     assert claude.messages.batches.delete(batch.id).type == "message_batch_deleted"
@@ -295,8 +296,8 @@ def _progress(server, batch_id: str) -> int:
     [
         ("chunk.written@2", {}),
         ("chunk.recorded@2", {}),
-        ("expire.written", {"expire_after_share": 0.4}),
-        ("expire.recorded", {"expire_after_share": 0.4}),
+        ("unrun.written", {"expire_after_share": 0.4}),
+        ("unrun.recorded", {"expire_after_share": 0.4}),
     ],
 )
 def test_a_crash_at_any_step_answers_each_request_once(start_server, crash_at, faults):

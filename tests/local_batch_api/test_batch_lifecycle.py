@@ -76,7 +76,7 @@ def test_a_batch_whose_every_request_failed_still_completes_without_output_file(
         assert line["response"]["body"]["error"]["code"] == "context_length_exceeded"
 
 
-def test_cancel_lands_partial_results(start_server):
+def test_cancel_lands_partial_results_and_accounts_for_every_request_once(start_server):
     server = start_server("--request-seconds", "0.02")
     client = server.client()
     file = upload(client, [chat_line(f"r{i}", f"review number {i} is fine") for i in range(200)])
@@ -92,12 +92,32 @@ def test_cancel_lands_partial_results(start_server):
     done = wait_for_batch(client, batch.id)
 
     assert done.status == "cancelled" and done.cancelled_at is not None
-    assert 20 <= done.request_counts.completed < 200
-    assert done.request_counts.failed == 0
+    counts = done.request_counts
+    assert counts.total == 200 and 20 <= counts.completed < 200
+    assert counts.failed == 0  # ran and failed: the requests never run are total - completed - failed
     output = read_jsonl(client, done.output_file_id)
-    assert len(output) == done.request_counts.completed
-    assert len({o["custom_id"] for o in output}) == len(output)
+    unrun = read_jsonl(client, done.error_file_id)
+    assert len(output) == counts.completed and len(unrun) == counts.total - counts.completed
+    assert sorted(line["custom_id"] for line in output + unrun) == sorted(f"r{i}" for i in range(200))
+    for line in unrun:
+        assert line["response"] is None and line["error"]["code"] == "batch_cancelled"
     assert client.batches.cancel(batch.id).status == "cancelled"  # cancelling again is allowed
+    assert client.batches.retrieve(batch.id).request_counts == counts  # and writes nothing twice
+
+
+def test_a_batch_cancelled_while_validating_ends_with_no_requests_and_no_files(start_server):
+    client = start_server("--validating-seconds", "5").client()
+    file = upload(client, [chat_line(f"r{i}", "fine") for i in range(10)])
+    batch = client.batches.create(
+        input_file_id=file.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    client.batches.cancel(batch.id)
+
+    done = wait_for_batch(client, batch.id, timeout=10)
+
+    assert done.status == "cancelled" and done.in_progress_at is None
+    assert done.request_counts.model_dump() == {"total": 0, "completed": 0, "failed": 0}
+    assert done.output_file_id is None and done.error_file_id is None
 
 
 def test_cancel_of_a_finished_batch_is_a_conflict(client):

@@ -19,7 +19,7 @@ PUBLISH = ["publish.synced", "publish.renamed", "publish.dir_synced", "publish.r
 # @2: the second file of the batch (its error file), after the first was published whole. The
 # soak (benchmarks/soak_server_crash_points.py) runs every point many times; these are one each.
 COMPLETING = ["chunk.written@2", "chunk.recorded@2", *PUBLISH, "publish.renamed@2"]
-EXPIRING = ["expire.written", "expire.recorded", *PUBLISH]
+EXPIRING = ["unrun.written", "unrun.recorded", *PUBLISH]
 
 
 def crash_then_restart(start_server, crash_at: str, **faults):
@@ -78,6 +78,30 @@ def test_a_crash_at_any_step_of_expiring_writes_each_request_once(start_server, 
         "completed": len(answered),
         "failed": len(failed) - len(expired),  # expired requests did not run: not counted as failed
     }
+
+
+@pytest.mark.parametrize("crash_at", ["unrun.written", "unrun.recorded"])
+def test_a_crash_while_cancelling_writes_each_request_once(start_server, crash_at):
+    server = start_server("--request-seconds", "0.004", env={CRASH_ENV: crash_at})
+    client = server.client()
+    file = upload(client, [chat_line(custom_id, "fine") for custom_id in IDS])
+    batch = client.batches.create(
+        input_file_id=file.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    while client.batches.retrieve(batch.id).request_counts.completed < 20:
+        time.sleep(0.005)
+    client.batches.cancel(batch.id)
+    assert server.process.wait(30) == CRASH_EXIT_CODE
+    del server.env[CRASH_ENV]
+    server.start()
+
+    done = wait_for_batch(client, batch.id, timeout=30)
+    answered = file_lines(client, done.output_file_id)
+    unrun = file_lines(client, done.error_file_id)
+    assert done.status == "cancelled"
+    assert {r["error"]["code"] for r in unrun} == {"batch_cancelled"}
+    assert sorted(r["custom_id"] for r in answered + unrun) == IDS
+    assert done.request_counts.model_dump() == {"total": TOTAL, "completed": len(answered), "failed": 0}
 
 
 def test_a_delete_cut_short_by_a_crash_is_finished_on_restart(start_server):

@@ -1,4 +1,4 @@
-"""A data directory from before the dialect and expired columns opens with them added."""
+"""A data directory from before the dialect, expired and cancelled columns opens with them added."""
 
 from __future__ import annotations
 
@@ -17,11 +17,14 @@ def test_a_store_without_the_added_columns_gains_them(tmp_path):
         )
         db.execute("ALTER TABLE batches DROP COLUMN dialect")
         db.execute("ALTER TABLE batches DROP COLUMN expired")
+        db.execute("ALTER TABLE batches DROP COLUMN cancelled")
 
     store = Store(tmp_path)
     try:
         batch = store.get_batch("batch_0123456789", dialect="openai")
-        assert batch is not None and batch["dialect"] == "openai" and batch["expired"] == 0
+        assert (
+            batch is not None and batch["dialect"] == "openai" and batch["expired"] == batch["cancelled"] == 0
+        )
         assert store.get_batch("batch_0123456789", dialect="anthropic") is None
     finally:
         store.close()
