@@ -17,13 +17,13 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from include.object_store import ObjectStore
 from include.sample_data.reviews import generate_reviews
 from include.window_run import WindowRun
 from llm_batch.run_window import RunWindow
 from tests.llm_batch.jobs import sentiment_job
 from tests.llm_batch.overlap import WarehouseAt, store_source
 from tests.llm_batch.vendors import backend_on
-from tests.object_store import ObjectStore
 from tests.postgres import TEST_DSN
 
 PROJECT = Path(__file__).resolve().parents[3]

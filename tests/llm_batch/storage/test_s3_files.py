@@ -6,8 +6,8 @@ from __future__ import annotations
 import pyarrow as pa
 from airflow.sdk import ObjectStoragePath
 
+from include.object_store import ObjectStore
 from llm_batch.storage import read_table, run_dir, storage_root, write_bytes, write_table
-from tests.object_store import ObjectStore
 
 
 def test_a_storage_url_naming_a_connection_reaches_the_bucket_through_it(
