@@ -48,7 +48,7 @@ up: venv
 	$(BIN)/python -m include.stack up
 
 up-celery: venv
-	$(BIN)/python -m include.stack up --executor celery --postgres
+	$(BIN)/python -m include.stack up --executor celery --postgres --s3
 
 down: venv
 	$(BIN)/python -m include.stack down

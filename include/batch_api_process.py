@@ -62,29 +62,13 @@ class ServerProcess:
         command += ["--data-dir", str(self.data_dir), *self.flags]
         if self.api_key:
             command += ["--api-key", self.api_key]
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=self.env)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"server exited with {self.process.returncode}: {self.log_path.read_text()[-2000:]}"
-                )
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/_local/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise TimeoutError(f"server did not start: {self.log_path.read_text()[-2000:]}")
+        health = f"http://127.0.0.1:{self.port}/_local/health"
+        self.process = start_until_healthy(command, health, self.log_path, env=self.env, timeout=timeout)
+        return self
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process:
+            stop_process(self.process)
 
     def kill(self) -> None:
         """SIGKILL: no shutdown hook runs, as in a crash."""
@@ -109,6 +93,44 @@ class ServerProcess:
         )
         response.raise_for_status()
         return response.json()
+
+
+def start_until_healthy(
+    command: list[str],
+    health_url: str,
+    log_path: Path,
+    *,
+    env: dict[str, str] | None = None,
+    timeout: float = 30.0,
+) -> subprocess.Popen[bytes]:
+    """Start a server process logging to ``log_path``; return once ``health_url`` answers 200.
+
+    A process that exits first, or never answers, fails the start with the tail of its log.
+    """
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}: {log_path.read_text()[-2000:]}")
+        try:
+            if httpx.get(health_url, timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    stop_process(process)
+    raise TimeoutError(f"server did not start: {log_path.read_text()[-2000:]}")
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it is not gone within 10 s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def wait_for_batch(client: OpenAI, batch_id: str, statuses=TERMINAL, timeout: float = 60.0):

@@ -3,7 +3,9 @@
 Scheduler, triggerer, dag-processor and api-server (plus Celery workers with the CeleryExecutor),
 the local Batch API server, and the connections the project's DAGs use. Embedded defaults:
 LocalExecutor on SQLite and DuckDB; ``--postgres`` puts the metadata database and the warehouse
-on PostgreSQL, ``--executor celery`` adds a Redis broker and workers.
+on PostgreSQL, ``--executor celery`` adds a Redis broker and workers, and ``--s3`` puts the run
+files on an S3 server of the stack's own (moto). Each Celery worker has its own AIRFLOW_HOME
+and temp directory, as on a machine of its own.
 
 Every process runs under ``include.supervise`` in its own session, logs to
 ``<root>/logs/<name>.log`` and is listed in ``<root>/stack.json``, so ``down`` (or a test) can
@@ -30,6 +32,7 @@ from pathlib import Path
 import httpx
 
 from include.local_airflow import PROJECT, LocalAirflow
+from include.object_store import ObjectStore, moto_command
 from include.sample_data.reviews import write_reviews
 
 ADMIN = ("admin", "admin")
@@ -50,6 +53,8 @@ class StackSettings:
     batch_api_port: int = 8765
     batch_api_flags: tuple[str, ...] = ("--validating-seconds", "2", "--finalizing-seconds", "1")
     poll_interval_seconds: float = 5.0
+    object_store_port: int | None = None  # run files on an S3 server the stack starts on this port
+    worker_queues: tuple[str, ...] = ()  # worker-N takes only the Nth queue (default: every task)
     extra_env: dict[str, str] = field(default_factory=dict)
     owner_pid: int | None = None  # the stack stops by itself once this process is gone (tests)
 
@@ -86,6 +91,11 @@ class Stack:
         return f"http://127.0.0.1:{self.settings.batch_api_port}/v1"
 
     @property
+    def object_store(self) -> ObjectStore | None:
+        port = self.settings.object_store_port
+        return ObjectStore(f"http://127.0.0.1:{port}") if port else None
+
+    @property
     def airflow(self) -> LocalAirflow:
         s = self.settings
         env = {
@@ -116,6 +126,9 @@ class Stack:
             connection = _postgres_connection(s.warehouse_dsn)
             env["AIRFLOW_CONN_LLM_WAREHOUSE"] = connection
             env["AIRFLOW_CONN_LLM_SOURCE"] = connection
+        if store := self.object_store:
+            env["LLM_BATCH_STORAGE_URL"] = store.url("llm_batch_files")
+            env.update(store.connection_env())
         return LocalAirflow(
             self.root,
             self.batch_api_url,
@@ -175,10 +188,23 @@ class Stack:
             "triggerer": [airflow, "triggerer"],
         }
         if name.startswith("worker-"):
-            # Workers share this machine's disk, so the api-server reads their logs directly.
+            # Task logs stay in the shared log folder, so the api-server reads them directly.
             command = [airflow, "celery", "worker", "--concurrency", "4", "--celery-hostname", f"{name}@%h"]
-            return self.start_process(name, [*command, "--skip-serve-logs"])
+            queues = self.settings.worker_queues
+            if queues:
+                command += ["--queues", queues[int(name.removeprefix("worker-")) - 1]]
+            return self.start_process(name, [*command, "--skip-serve-logs"], self.worker_env(name))
         return self.start_process(name, commands[name])
+
+    def worker_home(self, name: str) -> Path:
+        """A worker's own directory: its AIRFLOW_HOME and temp directory, on no other worker's path."""
+        return self.root / "workers" / name
+
+    def worker_env(self, name: str) -> dict[str, str]:
+        home = self.worker_home(name)
+        for directory in (home / "airflow", home / "tmp"):
+            directory.mkdir(parents=True, exist_ok=True)
+        return {"AIRFLOW_HOME": str(home / "airflow"), "TMPDIR": str(home / "tmp")}
 
     def stop_process(self, *names: str, timeout: float = 25.0) -> None:
         """Ask the supervisors to stop their processes, then kill whatever of each group is left."""
@@ -288,6 +314,10 @@ class Stack:
             "starting the local Batch API server, the api-server, scheduler, dag-processor and triggerer ..."
         )
         self.start_process("batch-api", batch_api, {"LOCAL_BATCH_API_KEY": self.secrets["openai_api_key"]})
+        if store := self.object_store:
+            _say(f"starting the S3 server for run files at {store.endpoint_url} ...")
+            self.start_process("object-store", moto_command(self.settings.object_store_port))
+            self._create_bucket(store)
         for name in ("api-server", "scheduler", "dag-processor", "triggerer"):
             self.start_airflow_component(name)
         if self.settings.executor == "CeleryExecutor":
@@ -295,6 +325,22 @@ class Stack:
                 self.start_airflow_component(f"worker-{index}")
         _say("waiting for the API to answer and the DAGs to be parsed ...")
         self.wait_until_ready()
+
+    def _create_bucket(self, store: ObjectStore, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            self.check()
+            try:
+                if httpx.get(f"{store.endpoint_url}/moto-api/", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"the S3 server did not answer after {timeout:.0f} s\n{self.log_tail('object-store')}"
+                )
+            time.sleep(0.2)
+        store.client().create_bucket(Bucket=store.bucket)
 
     def down(self) -> None:
         self.stop_process(*self.processes())
@@ -382,6 +428,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--executor", choices=["local", "celery"], default="local")
     parser.add_argument("--postgres", action="store_true", help="metadata DB and warehouse on PostgreSQL")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--s3", action="store_true", help="run files on an S3 server (moto) of the stack")
+    parser.add_argument("--s3-port", type=int, default=8766)
     parser.add_argument("--api-port", type=int, default=8080)
     parser.add_argument("--batch-api-port", type=int, default=8765)
     parser.add_argument("--lines", type=int, default=40, help="logs: lines of each process's log")
@@ -392,6 +440,7 @@ def main(argv: list[str] | None = None) -> int:
         postgres_dsn="postgresql://postgres@127.0.0.1:5432/airflow_stack" if args.postgres else None,
         warehouse_dsn="postgresql://postgres@127.0.0.1:5432/llm_warehouse" if args.postgres else None,
         workers=args.workers,
+        object_store_port=args.s3_port if args.s3 else None,
         api_port=args.api_port,
         batch_api_port=args.batch_api_port,
     )
@@ -424,6 +473,8 @@ def main(argv: list[str] | None = None) -> int:
         stack.up()
         print(f"Airflow UI and REST API: {stack.api_url}  (login {ADMIN[0]} / {ADMIN[1]})")
         print(f"local Batch API server:  {stack.batch_api_url}")
+        if stack.object_store:
+            print(f"run files:               {stack.airflow.env()['LLM_BATCH_STORAGE_URL']} (moto)")
         print(f"logs: {stack.root / 'logs'}; stop with `make down`")
     return 0
 

@@ -10,6 +10,8 @@ import pytest
 
 from tests.batch_server import FAST_TIMINGS, ServerProcess
 
+pytest_plugins = ["tests.object_store"]  # the S3 server fixtures
+
 # Airflow reads its home at first import: keep tests away from any real ~/airflow.
 os.environ.setdefault(
     "AIRFLOW_HOME", str(Path(__file__).resolve().parent.parent / ".local" / "test-airflow-home")

@@ -49,13 +49,14 @@ def pytest_runtest_protocol(item, nextitem):
     yield
 
 
-def e2e_settings(root: Path, **overrides) -> StackSettings:
+def e2e_settings(root: Path, *, python_path: tuple[Path, ...] = (), **overrides) -> StackSettings:
+    """The stack's settings for a test; ``python_path`` goes before the project's (a policy, say)."""
     marker = root / "crash-after-create.marker"
     root.mkdir(parents=True, exist_ok=True)
     marker.write_text("disarmed\n")  # tests arm the crash by removing it
     extra_env = {
         "AIRFLOW__CORE__DAGS_FOLDER": str(E2E / "dags"),
-        "PYTHONPATH": ":".join([str(E2E / "chaos"), str(PROJECT), str(PROJECT / "plugins")]),
+        "PYTHONPATH": ":".join(map(str, [*python_path, E2E / "chaos", PROJECT, PROJECT / "plugins"])),
         "LLM_BATCH_CHAOS_CRASH_AFTER_CREATE": str(marker),
         "LLM_BATCH_RETRY_DELAY_SECONDS": "2",
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
@@ -180,18 +181,24 @@ def local_stack(tmp_path_factory) -> Iterator[RunningStack]:
 
 @pytest.fixture(scope="module")
 def celery_stack(tmp_path_factory) -> Iterator[RunningStack]:
+    yield from running_on_celery(tmp_path_factory.mktemp("celery-stack"), redis_db=7)
+
+
+def running_on_celery(root: Path, redis_db: int, **overrides) -> Iterator[RunningStack]:
+    """A Celery stack with two workers on fresh PostgreSQL databases, dropped afterwards."""
     suffix = free_port()
     metadata = f"postgresql://postgres@127.0.0.1:5432/e2e_airflow_{suffix}"
     warehouse = f"postgresql://postgres@127.0.0.1:5432/e2e_warehouse_{suffix}"
     for dsn in (metadata, warehouse):
         ensure_postgres_database(dsn)
     settings = e2e_settings(
-        tmp_path_factory.mktemp("celery-stack"),
+        root,
         executor="CeleryExecutor",
         postgres_dsn=metadata,
         warehouse_dsn=warehouse,
-        redis_url="redis://127.0.0.1:6379/7",
+        redis_url=f"redis://127.0.0.1:6379/{redis_db}",
         workers=2,
+        **overrides,
     )
     try:
         yield from running(Stack(settings))
