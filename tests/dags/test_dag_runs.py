@@ -178,6 +178,36 @@ def test_a_batch_refused_for_the_token_limit_goes_again_in_the_same_round(stack)
     assert [b.status for b in stack.batches()] == ["completed", "failed"]
 
 
+def test_a_run_needing_three_times_the_token_limit_goes_in_waves_within_one_round(stack, start_server):
+    # The day before, unlimited, tells what a day's requests need (recorded at admission).
+    assert_succeeded(stack.run(logical_date=DAY.isoformat()))
+    ((need,),) = stack.query("SELECT sum(estimated_tokens) FROM llm_batch_ledger")
+    limit = need // 3 + 1
+    limited = start_server(
+        "--validating-seconds", "0.5", "--enqueued-token-limit", str(limit), name="limited"
+    )
+    stack.airflow.openai_base_url, stack.airflow.openai_api_key = limited.base_url, limited.api_key
+    connection = {
+        **stack.airflow.batch_connection(),
+        "extra": {"enqueued_token_limits": {"gpt-4o-mini": limit}},
+    }
+    stack.airflow.extra_env["AIRFLOW_CONN_OPENAI_DEFAULT"] = json.dumps(connection)
+
+    result = stack.run()
+
+    assert_succeeded(result)
+    assert_no_error_logged(result)
+    assert {r[0] for r in landed(stack)} == stack.expected_rows()
+    batches = list(limited.client().batches.list(limit=100))
+    assert len(batches) >= 3 and {b.status for b in batches} == {"completed"}  # none refused
+    waves = stack.query(
+        "SELECT attempt, generation, estimated_tokens FROM llm_batch_ledger WHERE interval_label = ?",
+        DAY.isoformat(),
+    )
+    assert {(attempt, generation) for attempt, generation, _ in waves} == {(1, 1)}
+    assert max(tokens for _, _, tokens in waves) <= limit
+
+
 def test_a_batch_that_fails_validation_fails_the_run_and_loads_nothing(stack):
     stack.server.set_faults(fail_validation=True)
     result = stack.run()

@@ -1,11 +1,17 @@
 """Two Celery workers that share nothing but S3 and the databases: each has its own AIRFLOW_HOME
 and temp directory, the run files live on the stack's S3 server, and a cluster policy sends the
-build to one worker and every other task to the other."""
+build to one worker and every other task to the other.
+
+About ten minutes on a 2-core machine, so it runs with ``make test-s3-workers`` and not in
+``make test``, which shows the same sharing in two worker processes
+(``tests/llm_batch/storage/test_runs_on_s3.py``).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +24,15 @@ from tests.e2e.test_celery_stack import celery_worker_names
 from tests.e2e.test_local_stack import assert_one_row_per_review
 from tests.e2e.worker_queues.airflow_local_settings import BUILD_QUEUE, REST_QUEUE
 
-pytestmark = [pytest.mark.slow, pytest.mark.needs_postgres, pytest.mark.timeout(1200)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.needs_postgres,
+    pytest.mark.timeout(1200),
+    pytest.mark.skipif(
+        os.environ.get("LLM_BATCH_E2E_S3_WORKERS") != "1",
+        reason="a ten-minute Celery stack: run it with make test-s3-workers",
+    ),
+]
 
 
 @pytest.fixture(scope="module")

@@ -5,18 +5,21 @@ from __future__ import annotations
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from llm_batch.backends import BackendError
+from llm_batch.backends import BackendError, InvalidConnectionExtra
 from llm_batch.batch_rules import LinesBreakBatchRules
+from llm_batch.budget import CostCeilingExceeded
 from llm_batch.collect import BatchFailedError
-from llm_batch.dag_factory import _permanent_errors_fail_at_once
 from llm_batch.handoffs import HandoffVersionError
 from llm_batch.report import FailureThresholdExceeded
 from llm_batch.retryable import PermanentError
 from llm_batch.run_window import InvalidRunWindow
 from llm_batch.sharding import ShardingError
+from llm_batch.task_errors import permanent_errors_fail_at_once
 
 PERMANENT = [
     BatchFailedError,
+    CostCeilingExceeded,
+    InvalidConnectionExtra,
     FailureThresholdExceeded,
     HandoffVersionError,
     InvalidRunWindow,
@@ -30,7 +33,7 @@ def test_errors_no_retry_can_fix_fail_the_task_at_once_with_their_message(error)
     assert issubclass(error, PermanentError)
     with (
         pytest.raises(AirflowFailException, match=rf"^{error.__name__}: what to change$"),
-        _permanent_errors_fail_at_once(),
+        permanent_errors_fail_at_once(),
     ):
         raise error("what to change")
 
@@ -44,5 +47,5 @@ def test_errors_no_retry_can_fix_fail_the_task_at_once_with_their_message(error)
     ],
 )
 def test_other_errors_keep_airflows_retries(error):
-    with pytest.raises(type(error)), _permanent_errors_fail_at_once():
+    with pytest.raises(type(error)), permanent_errors_fail_at_once():
         raise error

@@ -39,6 +39,7 @@ __all__ = [
     "BatchState",
     "BatchStatus",
     "CredentialsRejected",
+    "InvalidConnectionExtra",
     "LineOutcome",
     "Provider",
     "ResultLine",
