@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, ClassVar
 
+from llm_batch.backends.providers import Provider
 from llm_batch.backends.records import BatchInput, BatchState, ResultLine, SubmissionTag, SubmitResult
 from llm_batch.backends.retry import ONCE, RetryPolicy
 
@@ -24,8 +25,8 @@ if TYPE_CHECKING:
 class BatchBackend(ABC):
     """One provider account's batches, reached through one Airflow connection."""
 
-    #: Short name of the provider, for logs and docs.
-    name: ClassVar[str]
+    #: The provider, as logs name it and as each result and failure row records it (``vendor``).
+    name: ClassVar[Provider]
 
     @property
     @abstractmethod
