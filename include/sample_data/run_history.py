@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from llm_batch.backends.providers import Provider
 from llm_batch.handoffs import RunReport, ShardOutcome
 from llm_batch.ledger import BatchLedger, LedgerEntry
 from llm_batch.load import load_run
@@ -196,6 +197,7 @@ def _results(job: BatchJob, run: PastRun, batch_id: str, keys: list[str]) -> pa.
         "row_date": [run.day] * len(keys),
         "custom_id": [f"{job.name}-{k}" for k in keys],
         "request_fingerprint": [_digest(k) for k in keys],
+        "vendor": [Provider.OPENAI.value] * len(keys),
         "model": [job.model] * len(keys),
         "prompt_version": [job.prompt_version] * len(keys),
         "batch_id": [batch_id] * len(keys),
@@ -239,6 +241,7 @@ def _failures(
                     "reason": reason,
                     "detail": f"{reason} for row {key}",
                     "batch_id": batch_id,
+                    "vendor": None if batch_id is None else Provider.OPENAI.value,
                     "attempt": 1,
                 }
             )

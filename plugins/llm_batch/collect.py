@@ -41,6 +41,7 @@ class BatchFailedError(PermanentError, RuntimeError):
 
 @dataclass
 class Collected:
+    vendor: str  # the provider that ran the batch, recorded on each row beside its model
     results: list[dict[str, Any]] = field(default_factory=list)
     failures: list[dict[str, Any]] = field(default_factory=list)
     retry: dict[str, str] = field(default_factory=dict)  # custom_id -> reason
@@ -69,7 +70,7 @@ def collect_shard(
     batch_id, state = summary["id"], BatchState.from_summary(summary)
     model = summary.get("model") or job.model  # the batch's model, as priced; a line may name its snapshot
     index = _index(spec)
-    collected = Collected()
+    collected = Collected(vendor=backend.name.value)
     seen: set[str] = set()
     if summary["status"] == "failed":
         codes = {e.get("code") for e in summary.get("errors") or []}
@@ -102,7 +103,7 @@ def collect_shard(
             for custom_id, reason in collected.retry.items():
                 detail = f"still failing after {spec.attempt} rounds"
                 collected.failures.append(
-                    _failure(index[custom_id], custom_id, "batch", reason, detail, batch_id, spec)
+                    _failure(index[custom_id], custom_id, "batch", reason, detail, batch_id, spec, collected)
                 )
 
     base = ObjectStoragePath(spec.index_path).parent  # the run's directory
@@ -163,7 +164,8 @@ def _take_output(job, model: str, line: ResultLine, index, batch_id, spec, colle
     try:
         fields = strategy.answer_fields(job, body)
     except answers.AnswerError as exc:
-        collected.failures.append(_failure(row, custom_id, "answer", exc.reason, exc.detail, batch_id, spec))
+        failure = _failure(row, custom_id, "answer", exc.reason, exc.detail, batch_id, spec, collected)
+        collected.failures.append(failure)
         return
     collected.results.append(
         {
@@ -172,6 +174,7 @@ def _take_output(job, model: str, line: ResultLine, index, batch_id, spec, colle
             "row_date": row["row_date"],
             "custom_id": custom_id,
             "request_fingerprint": row["request_fingerprint"],
+            "vendor": collected.vendor,
             "model": body.get("model") or model,
             "prompt_version": job.prompt_version,
             "batch_id": batch_id,
@@ -191,11 +194,13 @@ def _take_error(line: ResultLine, index, batch_id, spec, collected: Collected) -
         reason = line.error_code or f"http_{status}"
         detail = line.error_message or "no message"
         collected.failures.append(
-            _failure(index[custom_id], custom_id, "request", reason, detail, batch_id, spec)
+            _failure(index[custom_id], custom_id, "request", reason, detail, batch_id, spec, collected)
         )
 
 
-def _failure(row, custom_id, stage, reason, detail, batch_id, spec: ShardSpec) -> dict[str, Any]:
+def _failure(
+    row, custom_id, stage, reason, detail, batch_id, spec: ShardSpec, collected: Collected
+) -> dict[str, Any]:
     return {
         "key": row["key"],
         "row_date": row["row_date"],
@@ -205,6 +210,7 @@ def _failure(row, custom_id, stage, reason, detail, batch_id, spec: ShardSpec) -
         "reason": reason,
         "detail": str(detail)[:2000],
         "batch_id": batch_id,
+        "vendor": collected.vendor,
         "attempt": spec.attempt,
     }
 

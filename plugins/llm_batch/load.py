@@ -79,5 +79,14 @@ def _to_target(job: BatchJob, results: pa.Table, logical_date: dt.date) -> pa.Ta
 
 
 def _concat(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:
-    tables = [t.cast(schema) for t in tables if t.num_rows]
+    tables = [_conformed(t, schema) for t in tables if t.num_rows]
     return pa.concat_tables(tables) if tables else schema.empty_table()
+
+
+def _conformed(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` in ``schema``: files collected by an earlier version lack later columns (``vendor``),
+    which land as NULL, so a run started before an upgrade still loads after it."""
+    for field in schema:
+        if field.name not in table.column_names:
+            table = table.append_column(field, pa.nulls(table.num_rows, field.type))
+    return table.select(schema.names).cast(schema)

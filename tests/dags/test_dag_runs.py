@@ -8,87 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 import sqlite3
 import subprocess
-import sys
 import time
-from pathlib import Path
 
-import duckdb
-import pyarrow.compute as pc
 import pytest
 
-from include.local_airflow import LocalAirflow
-from include.sample_data.reviews import generate_reviews
 from tests.batch_server import wait_for_batch
+from tests.dags.stacks import DAY, Stack, assert_succeeded, landed
 
 pytestmark = pytest.mark.slow
-
-DAY = dt.date(2026, 11, 24)
-LOGICAL_DATE = (DAY + dt.timedelta(days=1)).isoformat()  # the run for a day is dated the day after
-SOURCE = generate_reviews(DAY - dt.timedelta(days=2), 3, per_day=(40, 40))
-
-
-@pytest.fixture(scope="session")
-def migrated_home(tmp_path_factory) -> Path:
-    template = LocalAirflow(tmp_path_factory.mktemp("airflow-template"), "http://unused/v1", "unused")
-    template.prepare()
-    return template.home
-
-
-class Stack:
-    def __init__(self, server, airflow: LocalAirflow) -> None:
-        self.server = server
-        self.airflow = airflow
-
-    def run(self, conf: dict | None = None, logical_date: str = LOGICAL_DATE) -> subprocess.CompletedProcess:
-        return self.airflow.dags_test("review_sentiment", logical_date, conf, check=False)
-
-    def query(self, sql: str, *params) -> list[tuple]:
-        with duckdb.connect(str(self.airflow.warehouse_db), read_only=True) as db:
-            return db.execute(sql, list(params)).fetchall()
-
-    def batches(self) -> list:
-        return list(self.server.client().batches.list(limit=100))
-
-    def expected_rows(self, day: dt.date = DAY) -> set[str]:
-        """Keys that can be answered: non-blank text, duplicates collapsed."""
-        rows = SOURCE.filter(pc.equal(SOURCE["review_date"], day)).to_pylist()
-        return {r["review_id"] for r in rows if r["review_text"] and r["review_text"].strip()}
-
-
-@pytest.fixture
-def stack(start_server, tmp_path, migrated_home) -> Stack:
-    server = start_server("--validating-seconds", "0.5", name="batch-api")
-    home = tmp_path / "airflow"
-    shutil.copytree(migrated_home, home, ignore=shutil.ignore_patterns("logs"))
-    airflow = LocalAirflow(
-        tmp_path,
-        server.base_url,
-        server.api_key,
-        poll_interval_seconds=0.5,
-        extra_env={"LLM_BATCH_RETRY_DELAY_SECONDS": "1"},
-        airflow_home=home,
-    )
-    with duckdb.connect(str(airflow.source_db)) as db:
-        db.register("generated", SOURCE)
-        db.execute("CREATE TABLE reviews AS SELECT * FROM generated")
-    return Stack(server, airflow)
-
-
-def assert_succeeded(result: subprocess.CompletedProcess) -> None:
-    output = (result.stdout or "") + (result.stderr or "")
-    errors = [line for line in output.splitlines() if "[error" in line or "Error" in line][:40]
-    assert result.returncode == 0, "\n".join(errors) + "\n...\n" + output[-3000:]
-
-
-def landed(stack: Stack, day: dt.date = DAY) -> list[tuple]:
-    return stack.query(
-        "SELECT review_id, label, confidence, reason, request_fingerprint, batch_id FROM review_sentiment "
-        "WHERE review_date = ? ORDER BY review_id",
-        day,
-    )
 
 
 def assert_no_error_logged(result: subprocess.CompletedProcess) -> None:
@@ -255,20 +184,18 @@ def test_a_batch_cancelled_mid_run_is_finished_by_the_next_round(stack, start_se
     slow = start_server("--validating-seconds", "0.5", "--request-seconds", "0.05", name="slow-api")
     stack.airflow.openai_base_url = slow.base_url
     stack.airflow.openai_api_key = slow.api_key
-    command = [str(Path(sys.executable).parent / "airflow"), "dags", "test", "review_sentiment", LOGICAL_DATE]
-    with (tmp_path / "cancel-run.log").open("w") as log:
-        process = subprocess.Popen(command, env=stack.airflow.env(), stdout=log, stderr=subprocess.STDOUT)
-        client = slow.client()
-        deadline = time.monotonic() + 120
-        while not (batches := list(client.batches.list(limit=10))) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        (batch,) = batches
-        while client.batches.retrieve(batch.id).request_counts.completed < 5:
-            time.sleep(0.05)
-        client.batches.cancel(batch.id)
-        assert wait_for_batch(client, batch.id).status == "cancelled"
-        slow.set_faults()  # nothing else to inject: speed the follow-up round up
-        assert process.wait(timeout=300) == 0, (tmp_path / "cancel-run.log").read_text()[-4000:]
+    process = stack.start_run(tmp_path / "cancel-run.log")
+    client = slow.client()
+    deadline = time.monotonic() + 120
+    while not (batches := list(client.batches.list(limit=10))) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    (batch,) = batches
+    while client.batches.retrieve(batch.id).request_counts.completed < 5:
+        time.sleep(0.05)
+    client.batches.cancel(batch.id)
+    assert wait_for_batch(client, batch.id).status == "cancelled"
+    slow.set_faults()  # nothing else to inject: speed the follow-up round up
+    assert process.wait(timeout=300) == 0, (tmp_path / "cancel-run.log").read_text()[-4000:]
     assert {r[0] for r in landed(stack)} == stack.expected_rows()
     rounds = stack.query("SELECT attempt, status FROM llm_batch_ledger ORDER BY attempt")
     assert rounds[0] == (1, "cancelled") and rounds[-1][1] == "completed"

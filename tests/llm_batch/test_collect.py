@@ -62,6 +62,8 @@ def test_clean_batch_gives_one_typed_result_per_request(client, tmp_path, rows):
     assert outcome.results == spec.requests == results.num_rows and outcome.failures == 0
     assert outcome.retry_spec is None and outcome.input_tokens > 0
     assert set(results["label"].to_pylist()) <= {"positive", "neutral", "negative"}
+    provenance = results.select(["vendor", "model"]).to_pylist()
+    assert {tuple(r.values()) for r in provenance} == {("openai", job.model)}
     assert results.schema.field("confidence").type == pa.float64()
     assert 0 < outcome.cost_usd < outcome.sync_cost_usd
 
@@ -110,6 +112,7 @@ def test_non_retryable_line_failures_are_recorded_with_their_reason(client, tmp_
     failures = read_table(ObjectStoragePath(outcome.failures_path))
     assert outcome.retry_spec is None and failures.num_rows == outcome.failures > 0
     assert set(failures["stage"].to_pylist()) == {"request"}
+    assert set(failures["vendor"].to_pylist()) == {"openai"}  # the vendor that refused them
     assert outcome.results + outcome.failures == spec.requests
 
 

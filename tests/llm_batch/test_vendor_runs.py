@@ -42,9 +42,14 @@ def runs(start_server, tmp_path):
     return run
 
 
-def landed(runs) -> list[dict]:
+def landed(runs, sql: str = "SELECT * FROM review_sentiment ORDER BY review_id") -> list[dict]:
     with runs.warehouse() as warehouse:
-        return warehouse.read_arrow("SELECT * FROM review_sentiment ORDER BY review_id").to_pylist()
+        return warehouse.read_arrow(sql).to_pylist()
+
+
+def provenance(runs) -> set[tuple[str, str]]:
+    """The (vendor, model) pairs the landed rows record."""
+    return {(r["vendor"], r["model"]) for r in landed(runs)}
 
 
 @pytest.mark.parametrize("vendor", ["azure", "anthropic"])
@@ -56,7 +61,9 @@ def test_a_clean_run_lands_every_row_and_a_rerun_sends_nothing(runs, vendor):
     (batch_id,) = batch_ids_on(vendor, runs.server())
     rows = landed(runs)
     assert len(rows) == ANSWERABLE and {r["batch_id"] for r in rows} == {batch_id}
-    assert {r["model"] for r in rows} == {MODELS[vendor]}
+    assert provenance(runs) == {(vendor, MODELS[vendor])}
+    blank = landed(runs, "SELECT stage, vendor FROM llm_batch_failures")  # rejected before sending
+    assert blank == [{"stage": "build", "vendor": None}] * 2
     assert all(r["label"] in ("positive", "neutral", "negative") and 0 <= r["confidence"] <= 1 for r in rows)
     assert all(r["input_tokens"] > 0 and r["output_tokens"] > 0 for r in rows)
     report = first.report()
@@ -74,13 +81,17 @@ def test_a_clean_run_lands_every_row_and_a_rerun_sends_nothing(runs, vendor):
 
 def test_rows_answered_by_one_vendors_model_are_asked_again_of_another(runs):
     runs("anthropic", "scheduled__claude").run()
+    assert provenance(runs) == {("anthropic", MODELS["anthropic"])}
     switched = runs("openai", "manual__gpt")
     switched.build()
 
     assert switched.summary.requests == ANSWERABLE and switched.summary.already_settled == 0
     switched.submit().wait_and_collect()
     switched.load()
-    assert {r["model"] for r in landed(runs)} == {MODELS["openai"]}
+    assert provenance(runs) == {("openai", MODELS["openai"])}
+    same = runs("openai", "manual__gpt_again")
+    same.build()
+    assert same.specs == [] and same.summary.already_settled == ANSWERABLE  # same vendor and model
     again = runs("anthropic", "manual__claude_again")
     again.build()
     assert again.summary.requests == ANSWERABLE  # the stored answers are now gpt's

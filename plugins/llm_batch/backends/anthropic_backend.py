@@ -30,6 +30,7 @@ from llm_batch.backends.errors import (
     translated_errors,
 )
 from llm_batch.backends.jsonl import jsonl_records
+from llm_batch.backends.providers import Provider
 from llm_batch.backends.records import (
     BatchInput,
     BatchState,
@@ -91,7 +92,7 @@ class AnthropicBatchBackend(BatchBackend):
     :param async_client: An async client to use instead of the connection's (tests).
     """
 
-    name = "anthropic"
+    name = Provider.ANTHROPIC
 
     def __init__(
         self,

@@ -19,6 +19,7 @@ from airflow.providers.common.compat.sdk import BaseHook
 from openai import AsyncAzureOpenAI, AzureOpenAI
 
 from llm_batch.backends.openai_backend import OpenAIBatchBackend
+from llm_batch.backends.providers import Provider
 from llm_batch.retryable import PermanentError
 
 DEFAULT_API_VERSION = "2024-10-21"
@@ -31,7 +32,7 @@ class AzureOpenAIBatchBackend(OpenAIBatchBackend):
     :param client: An ``AzureOpenAI`` client to use instead of the connection's (tests).
     """
 
-    name = "azure"
+    name = Provider.AZURE
 
     def __init__(self, conn_id: str = "openai_default", *, client: AzureOpenAI | None = None) -> None:
         super().__init__(conn_id, client=client)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, ClassVar
 
+from llm_batch.backends.providers import Provider
 from llm_batch.backends.records import BatchInput, BatchState, ResultLine, SubmissionTag, SubmitResult
 from llm_batch.backends.retry import ONCE, RetryPolicy
 
@@ -25,8 +26,8 @@ if TYPE_CHECKING:
 class BatchBackend(ABC):
     """One provider account's batches, reached through one Airflow connection."""
 
-    #: Short name of the provider, for logs and docs.
-    name: ClassVar[str]
+    #: The provider, as logs name it and as each result and failure row records it (``vendor``).
+    name: ClassVar[Provider]
     #: Enqueued-token limits declared for this account, by model (or deployment): the
     #: connection's ``enqueued_token_limits`` extra. See ``llm_batch.capacity``.
     enqueued_token_limits: Mapping[str, int] = MappingProxyType({})

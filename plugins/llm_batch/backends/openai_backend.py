@@ -26,6 +26,7 @@ from llm_batch.backends.errors import (
     translated_errors,
 )
 from llm_batch.backends.jsonl import jsonl_records
+from llm_batch.backends.providers import Provider
 from llm_batch.backends.records import (
     BatchInput,
     BatchProblem,
@@ -73,7 +74,7 @@ class OpenAIBatchBackend(BatchBackend):
     :param client: A sync client to use instead of the connection's (tests: custom transports).
     """
 
-    name = "openai"
+    name = Provider.OPENAI
 
     def __init__(self, conn_id: str = DEFAULT_CONN_ID, *, client: OpenAI | None = None) -> None:
         self.conn_id = conn_id

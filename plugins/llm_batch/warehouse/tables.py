@@ -19,6 +19,7 @@ RESULT_PROVENANCE = pa.schema(
         ("row_date", pa.date32()),
         ("custom_id", pa.string()),
         ("request_fingerprint", pa.string()),
+        ("vendor", pa.string()),  # openai, azure or anthropic: the provider that answered
         ("model", pa.string()),
         ("prompt_version", pa.string()),
         ("batch_id", pa.string()),
@@ -51,6 +52,7 @@ FAILURE_SCHEMA = pa.schema(
         ("reason", pa.string()),
         ("detail", pa.string()),
         ("batch_id", pa.string()),
+        ("vendor", pa.string()),  # the provider that failed it; NULL when rejected before sending
         ("attempt", pa.int32()),
     ]
 )

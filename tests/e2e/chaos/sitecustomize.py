@@ -2,7 +2,10 @@
 
 With ``LLM_BATCH_CHAOS_CRASH_AFTER_CREATE`` naming a marker file, the first process that has
 just created a batch dies (``os._exit``) before the ledger learns the batch id, as a worker
-killed at the worst moment would; the marker makes it happen once per stack.
+killed at the worst moment would; the marker makes it happen once per stack. Under
+``airflow dags test`` every task runs in the one process, whose death would end the run itself:
+there ``LLM_BATCH_CHAOS_CRASH_AS=exception`` makes the try fail at that point instead, with
+nothing between the create and the ledger run, and Airflow retries it as it would a dead worker's.
 
 With ``E2E_CLOCK_OFFSET_SECONDS`` (set by ``tests/e2e/at_clock.py``), the wall clock of the
 process runs that many seconds ahead (``time-machine``), so that every process of a stack, and
@@ -58,6 +61,8 @@ if _MARKER:
             if changes.get("batch_id") and not os.path.exists(_MARKER):
                 with open(_MARKER, "w") as marker:
                     marker.write(f"{key} {changes['batch_id']}\n")
+                if os.environ.get("LLM_BATCH_CHAOS_CRASH_AS") == "exception":
+                    raise RuntimeError(f"chaos: the try dies after creating batch {changes['batch_id']}")
                 os._exit(137)
             return _update(self, key, **changes)
 

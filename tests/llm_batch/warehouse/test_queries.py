@@ -21,10 +21,17 @@ from llm_batch.load import load_run
 from llm_batch.report import report_run
 from llm_batch.run_window import RunWindow
 from llm_batch.settled import settled_requests
+from llm_batch.storage import ObjectStoragePath, read_table, write_table
 from llm_batch.submission import submit_shard
 from llm_batch.warehouse import Warehouse, quote_table
 from llm_batch.warehouse.queries import record_run
-from llm_batch.warehouse.tables import FAILURE_TABLE_KEY, FAILURE_TABLE_SCHEMA, RUNS_SCHEMA, RUNS_TABLE
+from llm_batch.warehouse.tables import (
+    FAILURE_TABLE_KEY,
+    FAILURE_TABLE_SCHEMA,
+    RUNS_SCHEMA,
+    RUNS_TABLE,
+    results_schema,
+)
 from tests.batch_server import wait_for_batch
 from tests.llm_batch.jobs import sentiment_job
 
@@ -52,6 +59,20 @@ def failure_rows(job_name: str, *rows: tuple[str, str, str]) -> pa.Table:
     )  # fmt: skip
 
 
+def run_one_shard(job, rows: pa.Table, warehouse: Warehouse, client):
+    """Build, submit and collect the window's one shard: (built run, outcome, collect again)."""
+    built = build_run(job, WINDOW, rows, settled_requests(job, WINDOW, warehouse))
+    (spec,) = built.shards
+    backend = OpenAIBatchBackend(client=client)
+    submitted = submit_shard(backend, BatchLedger(warehouse), job, spec)
+    done = batch_state(wait_for_batch(client, submitted.batch_id)).to_summary()
+
+    def collect():
+        return collect_shard(backend, job, spec, done, submission_key=submitted.submission_key)
+
+    return built, collect(), collect
+
+
 @pytest.mark.parametrize("qualified", [False, True], ids=["bare", "schema-qualified"])
 def test_table_names_that_need_quoting_work_through_a_whole_run(
     warehouse: Warehouse, client, tmp_path, qualified: bool
@@ -63,12 +84,8 @@ def test_table_names_that_need_quoting_work_through_a_whole_run(
         failures_table=f"{prefix}Batch Failures",
     )
     rows = generate_reviews(DAY, 1, per_day=(25, 25))
-    built = build_run(job, WINDOW, rows, settled_requests(job, WINDOW, warehouse))
+    built, outcome, _ = run_one_shard(job, rows, warehouse, client)
     (spec,) = built.shards
-    backend = OpenAIBatchBackend(client=client)
-    submitted = submit_shard(backend, BatchLedger(warehouse), job, spec)
-    done = batch_state(wait_for_batch(client, submitted.batch_id)).to_summary()
-    outcome = collect_shard(backend, job, spec, done, submission_key=submitted.submission_key)
     assert outcome.results == spec.requests > 0
 
     # An earlier run left failures: one for a key now answered, one that failed for good.
@@ -98,6 +115,39 @@ def test_table_names_that_need_quoting_work_through_a_whole_run(
     report = report_run(job, built.summary, [outcome], run_id="run-1", warehouse=warehouse)
     stored = warehouse.read_arrow(f"SELECT * FROM {RUNS_TABLE}").to_pylist()
     assert [(r["job"], r["run_id"], r["results"]) for r in stored] == [(job.name, "run-1", report.results)]
+
+
+def test_a_run_collected_before_rows_recorded_their_vendor_loads_after_the_upgrade(
+    warehouse: Warehouse, client, tmp_path
+) -> None:
+    job = sentiment_job(storage_url=(tmp_path / "files").as_uri())
+    built, outcome, collect_again = run_one_shard(
+        job, generate_reviews(DAY, 1, per_day=(25, 25)), warehouse, client
+    )
+    # The files and tables as the version before ``vendor`` wrote them.
+    for path in (outcome.results_path, outcome.failures_path, built.summary.rejections_path):
+        table = read_table(ObjectStoragePath(path))
+        write_table(ObjectStoragePath(path), table.drop_columns(["vendor"]))
+    renamed = {"key": job.key_column, "row_date": job.date_column}
+    old_target = pa.schema(
+        [f.with_name(renamed.get(f.name, f.name)) for f in results_schema(job) if f.name != "vendor"]
+    ).append(pa.field("logical_date", pa.date32()))
+    warehouse.ensure_table(job.target_table, old_target, primary_key=(job.key_column,))
+    old_failures = FAILURE_TABLE_SCHEMA.remove(FAILURE_TABLE_SCHEMA.get_field_index("vendor"))
+    warehouse.ensure_table(job.failures_table, old_failures, primary_key=FAILURE_TABLE_KEY)
+
+    def vendors(table: str) -> list:
+        return warehouse.read_arrow(f"SELECT DISTINCT vendor FROM {quote_table(table)}").column(0).to_pylist()
+
+    args = (job, WINDOW, warehouse)
+    assert load_run(*args, [outcome], built.summary.rejections_path, logical_date=DAY).results > 0
+    assert vendors(job.target_table) == [None]  # who answered them was not recorded then
+    assert (
+        "vendor"
+        in warehouse.read_arrow(f"SELECT * FROM {quote_table(job.failures_table)} LIMIT 0").column_names
+    )
+    load_run(*args, [collect_again()], built.summary.rejections_path, logical_date=DAY)
+    assert vendors(job.target_table) == ["openai"]
 
 
 def test_table_exists_resolves_names_as_queries_do(warehouse: Warehouse) -> None:
