@@ -245,7 +245,7 @@ async def test_on_kill_of_a_finished_batch_is_quiet(shared_server, use_server, c
 async def test_waits_never_block_the_event_loop(shared_server, use_server):
     client = use_server(shared_server)
     # Long enough that creating the six batches on a busy machine does not eat the wait being measured.
-    batches = [create_batch(client, lines=2, stall_finalizing_seconds=2.0) for _ in range(6)]
+    batches = [create_batch(client, lines=2, stall_finalizing_seconds=5.0) for _ in range(6)]
     lags: list[float] = []
     done = asyncio.Event()
 
