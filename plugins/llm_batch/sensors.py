@@ -223,6 +223,7 @@ class ShardWaitSensor(BatchSensor):
             raise AirflowSkipException(
                 "every request of this shard is answered, or in flight in another run that lands it"
             )
+        self.batch_id = made.batch_id  # what a kill while on the worker cancels
         return self._wait_for(context, made.batch_id, "ended")
 
     def ended(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -255,6 +256,10 @@ class ShardWaitSensor(BatchSensor):
 
     def _pause(self, seconds: float) -> None:
         self.defer(trigger=TimeDeltaTrigger(timedelta(seconds=seconds)), method_name="send")
+
+    def on_kill(self) -> None:
+        if self.batch_id:  # killed before this try had a batch: nothing of its own to cancel
+            super().on_kill()
 
     def _run_job(self, context: Context) -> BatchJob:
         from llm_batch.steps import RunOptions
