@@ -10,7 +10,7 @@ them; they stop counting once the batch ends. A shard that does not fit raises
 
 The limit is the job's ``shard_limits.max_enqueued_tokens``, else the batch connection's
 ``enqueued_token_limits`` extra (model or deployment name -> tokens), else the model's published
-default (``llm_batch.models``). With none known, shards are admitted as they come.
+default (``llm_batch.models``, OpenAI's only). With none known, shards are admitted as they come.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import dataclasses
 import logging
 from typing import TYPE_CHECKING
 
-from llm_batch.backends import BackendError, BatchBackend, RetryPolicy
+from llm_batch.backends import BackendError, BatchBackend, Provider, RetryPolicy
 from llm_batch.clock import utcnow
 from llm_batch.inflight import RUNNING_HOLD, SUBMITTING_HOLD
 from llm_batch.models import default_enqueued_token_limit
@@ -48,7 +48,8 @@ def token_limit(job: BatchJob, backend: BatchBackend) -> int | None:
     from_connection = backend.enqueued_token_limits.get(job.model)
     if from_connection is not None:
         return int(from_connection)
-    return default_enqueued_token_limit(job.model)
+    # The published figures are OpenAI's: an Azure deployment's quota is its own, set per deployment.
+    return default_enqueued_token_limit(job.model) if backend.name == Provider.OPENAI else None
 
 
 def bounded(job: BatchJob, backend: BatchBackend) -> BatchJob:

@@ -15,6 +15,7 @@ import pytest
 from include.sample_data.reviews import generate_reviews
 from include.window_run import WindowRun
 from llm_batch import capacity
+from llm_batch.backends.azure_backend import AzureOpenAIBatchBackend
 from llm_batch.backends.openai_backend import OpenAIBatchBackend
 from llm_batch.job import ShardLimits
 from llm_batch.run_window import RunWindow
@@ -98,3 +99,5 @@ def test_the_limit_comes_from_the_job_then_the_connection_then_the_models_defaul
     declared = dataclasses.replace(job, shard_limits=ShardLimits(max_enqueued_tokens=5_000))
     assert capacity.token_limit(declared, backend) == 5_000
     assert capacity.token_limit(sentiment_job(model="house-model-7"), OpenAIBatchBackend(client=None)) is None
+    # OpenAI's published figures are not an Azure deployment's quota.
+    assert capacity.token_limit(job, AzureOpenAIBatchBackend(client=None)) is None
