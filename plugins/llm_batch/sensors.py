@@ -197,10 +197,17 @@ class ShardWaitSensor(BatchSensor):
         self.max_backoff = max_backoff
 
     # Every resume re-reads what it needs from the submit step's record and the ledger, never from
-    # deferral kwargs: a retried task starts afresh, and ``airflow dags test`` drops them.
+    # deferral kwargs: a retried task starts afresh, and ``airflow dags test`` drops them. A shard
+    # the submit step sent is waited for without touching the warehouse, as most are.
 
     def execute(self, context: Context) -> dict[str, Any]:
-        return self.send(context)
+        from llm_batch.handoffs import Submission
+
+        submitted = Submission.from_xcom(self.submission)
+        if submitted.queued:
+            return self.send(context)
+        self.batch_id = submitted.batch_id
+        return self._wait_for(context, submitted.batch_id, "ended")
 
     def send(self, context: Context, event: Any = None) -> dict[str, Any]:
         """Send a queued shard, or a refused batch's again, if its model has room; then wait for it."""
@@ -237,9 +244,9 @@ class ShardWaitSensor(BatchSensor):
         summary = self.execute_complete(context, event)
         state = BatchState.from_summary(summary)
         job = self._run_job(context)
-        made = steps.submission_of_batch(
-            job, state.id, Submission.from_xcom(self.submission).spec, run_id=context["run_id"]
-        )
+        made = submitted = Submission.from_xcom(self.submission)
+        if state.id != submitted.batch_id:  # this step made the batch: the ledger knows its submission
+            made = steps.submission_of_batch(job, state.id, submitted.spec, run_id=context["run_id"])
         if not state.refused_for_capacity:
             return {**summary, "submission": made.to_xcom()}
         refusals = steps.refused_for_capacity(job, made)
