@@ -8,7 +8,9 @@ import time
 import openai
 import pytest
 
+from local_batch_api.engines.tokens import text_tokens
 from local_batch_api.faults import METADATA_KEY, Faults
+from local_batch_api.validation import prompt_texts
 from tests.batch_server import wait_for_batch
 from tests.conftest import chat_line, upload
 
@@ -41,16 +43,23 @@ def test_token_limit_exceeded_fault(client):
     assert error.message.startswith("Enqueued token limit reached for gpt-4o-mini")
 
 
+def enqueued_tokens(lines) -> int:
+    """What the service counts of a file: the prompt text of each request, about 4 characters a token."""
+    bodies = (line["body"] for line in lines)
+    return sum(text_tokens("".join(prompt_texts(body))) for body in bodies)
+
+
 def test_enqueued_token_limit_counts_active_batches_of_the_same_model(start_server):
-    client = start_server("--enqueued-token-limit", "5000", "--request-seconds", "0.05").client()
-    first = upload(client, LINES)  # roughly 3,700 estimated tokens
+    limit = enqueued_tokens(LINES) * 3 // 2  # room for one file of LINES, not two
+    client = start_server("--enqueued-token-limit", str(limit), "--request-seconds", "0.05").client()
+    first = upload(client, LINES)
     running = client.batches.create(
         input_file_id=first.id, endpoint="/v1/chat/completions", completion_window="24h"
     )
     wait_for_batch(client, running.id, {"in_progress"})
     second = run_batch(client)
     assert second.status == "failed" and second.errors.data[0].code == "token_limit_exceeded"
-    assert "Limit: 5,000 enqueued tokens" in second.errors.data[0].message
+    assert f"Limit: {limit:,} enqueued tokens" in second.errors.data[0].message
     client.batches.cancel(running.id)
 
 
