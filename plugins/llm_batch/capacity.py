@@ -6,7 +6,8 @@ submission uploads anything it asks for admission, under one lock per account an
 tokens of every batch the ledger holds there, whichever job or run made it, plus its own, must
 stay under the limit. Admitted, it records its tokens in its ledger row, so the next one counts
 them; they stop counting once the batch ends. A shard that does not fit raises
-:class:`AwaitingCapacity`: the submit task defers, holding no worker, and asks again later.
+:class:`AwaitingCapacity`: the submit task queues it, and its wait task (deferred, holding no
+worker) asks again until there is room.
 
 The limit is the job's ``shard_limits.max_enqueued_tokens``, else the batch connection's
 ``enqueued_token_limits`` extra (model or deployment name -> tokens), else the model's published

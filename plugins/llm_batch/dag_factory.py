@@ -2,10 +2,10 @@
 
     extract -> build -> round_1 [submit -> wait -> collect] -> next_round -> round_2 ... -> load -> report
 
-``submit``, ``wait`` and ``collect`` are mapped over the round's shards. ``submit`` and ``wait``
-defer: a shard waiting for room under its model's enqueued-token limit, and a batch that takes
-hours, hold no worker. Each round re-submits only what the round
-before could not finish (expired, cancelled, rate limited, server errors); a round with nothing
+``submit``, ``wait`` and ``collect`` are mapped over the round's shards. ``submit`` never blocks:
+a shard with no room under its model's enqueued-token limit is queued, and its ``wait`` sends it
+once there is room. ``wait`` defers, so neither that nor a batch that takes hours holds a worker.
+Each round re-submits only what the round before could not finish (expired, cancelled, rate limited, server errors); a round with nothing
 to do is skipped. Tasks that touch a DuckDB warehouse share one pool slot.
 """
 

@@ -1,5 +1,8 @@
 """The wait step of a run: a deferrable sensor that hands the wait to the triggerer.
 
+``ShardWaitSensor`` is the step a DAG uses: a ``BatchSensor`` that first sends a shard the submit
+step queued for room under the token limit, and sends again a batch refused for it.
+
 The worker only makes one quick check (so a batch that is already done costs no deferral) and
 then frees its slot; ``BatchTrigger`` does the polling. Both act on the same decision
 (``polling.BatchPoll``) after each look at the batch.
