@@ -74,7 +74,9 @@ class WindowRun:
         outcomes = []
         for spec, submitted in zip(self._sent_as, self.submitted, strict=True):
             summary = self._wait(submitted.batch_id, timeout)
-            if BatchState.from_summary(summary).refused_for_capacity:  # the submit task's case
+            if BatchState.from_summary(
+                summary
+            ).refused_for_capacity:  # in a DAG, the wait step sends it again
                 steps.refused_for_capacity(self.job, submitted, connections=self.connections)
                 self.specs.append(spec)
                 continue

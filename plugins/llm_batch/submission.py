@@ -148,10 +148,8 @@ def _submit_claimed(
             reused=_reused(entry, run_id),
         )
 
-    if entry.status in (
-        "intent",
-        "resubmitting",
-    ):  # not admitted yet: raises AwaitingCapacity if it does not fit
+    if entry.status in ("intent", "resubmitting"):
+        # Not admitted yet: raises AwaitingCapacity if it does not fit under the token limit.
         capacity.admit(ledger, backend, job, key, capacity.tokens_of(spec))
         entry = ledger.get(key)
     if entry.input_file_id:  # uploaded before a crash: its requests were claimed then
