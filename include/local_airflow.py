@@ -16,6 +16,12 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parent.parent
 PROVIDERS = ("openai", "azure", "anthropic")
 AZURE_API_VERSION = "2024-10-21"
+# The local server's dialects as connections of their own, whichever one `openai_default` speaks.
+DIALECT_CONNECTIONS = {
+    "openai": "local_openai",
+    "azure": "local_azure_openai",
+    "anthropic": "local_anthropic",
+}
 
 
 @dataclass
@@ -54,6 +60,11 @@ class LocalAirflow:
                 "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "60",
                 "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
                 "AIRFLOW_CONN_OPENAI_DEFAULT": json.dumps(self.batch_connection()),
+                # One connection per dialect besides, so a run can move vendor by its `batch_conn_id`.
+                **{
+                    f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(self.batch_connection(provider))
+                    for provider, conn_id in DIALECT_CONNECTIONS.items()
+                },
                 "AIRFLOW_CONN_LLM_SOURCE": json.dumps({"conn_type": "duckdb", "host": str(self.source_db)}),
                 "AIRFLOW_CONN_LLM_WAREHOUSE": json.dumps(
                     {"conn_type": "duckdb", "host": str(self.warehouse_db)}
@@ -66,17 +77,18 @@ class LocalAirflow:
         env.update(self.extra_env)
         return env
 
-    def batch_connection(self) -> dict[str, object]:
-        """The job's batch connection (``openai_default``) in the chosen provider's dialect.
+    def batch_connection(self, provider: str | None = None) -> dict[str, object]:
+        """The job's batch connection (``openai_default``) in ``provider``'s dialect (the chosen one by default).
 
         The local server speaks all three on one port: OpenAI's under ``/v1``, Azure's classic
         data plane under ``/openai`` (the key in ``api-key``), Anthropic's Message Batches at the root.
         """
+        provider = provider or self.provider
         root = self.openai_base_url.removesuffix("/").removesuffix("/v1")
-        if self.provider == "azure":
+        if provider == "azure":
             extra = {"api_version": AZURE_API_VERSION}
             return {"conn_type": "openai", "host": root, "password": self.openai_api_key, "extra": extra}
-        if self.provider == "anthropic":
+        if provider == "anthropic":
             return {"conn_type": "anthropic", "host": root, "password": self.openai_api_key}
         return {"conn_type": "openai", "host": self.openai_base_url, "password": self.openai_api_key}
 

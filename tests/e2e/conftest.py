@@ -26,6 +26,7 @@ from include.stack import ADMIN, Stack, StackSettings, ensure_postgres_database
 E2E = Path(__file__).resolve().parent
 PROJECT = E2E.parents[1]
 DAG_ID = "review_sentiment"
+ANTHROPIC_DAG_ID = "review_sentiment_on_anthropic"  # the same job on Anthropic (tests/e2e/dags)
 TODAY = dt.date.today()
 E2E_BUDGET_SECONDS = float(os.environ.get("LLM_BATCH_E2E_BUDGET_SECONDS", 3000))
 # pytest-timeout counts a test's teardown too, and the last test of a module stops its stack there.
@@ -137,10 +138,8 @@ class RunningStack:
             r[0] for r in self.source("SELECT DISTINCT review_id FROM reviews WHERE review_date = ?", day)
         }
 
-    def landed_keys(self, day: dt.date) -> list[str]:
-        return [
-            r[0] for r in self.warehouse("SELECT review_id FROM review_sentiment WHERE review_date = ?", day)
-        ]
+    def landed_keys(self, day: dt.date, table: str = DAG_ID) -> list[str]:
+        return [r[0] for r in self.warehouse(f"SELECT review_id FROM {table} WHERE review_date = ?", day)]
 
     def trigger_day(self, day: dt.date, run_id: str, conf: dict | None = None) -> dict:
         """Start a manual run for one day: no logical date, the day as a date range."""
@@ -161,12 +160,13 @@ class RunningStack:
             time.sleep(0.5)
 
 
-def running(stack: Stack) -> Iterator[RunningStack]:
-    """Start the stack, unpause the DAG, and stop every process afterwards whatever happened."""
+def running(stack: Stack, dag_ids: tuple[str, ...] = (DAG_ID,)) -> Iterator[RunningStack]:
+    """Start the stack, unpause the DAGs, and stop every process afterwards whatever happened."""
     try:
         stack.up()
         started = RunningStack(stack)
-        started.api.unpause(DAG_ID)
+        for dag_id in dag_ids:
+            started.api.unpause(dag_id)
         yield started
     finally:
         stack.down()
@@ -176,7 +176,9 @@ def running(stack: Stack) -> Iterator[RunningStack]:
 
 @pytest.fixture(scope="module")
 def local_stack(tmp_path_factory) -> Iterator[RunningStack]:
-    yield from running(Stack(e2e_settings(tmp_path_factory.mktemp("local-stack"))))
+    # The same job's nights run on OpenAI and on Anthropic side by side.
+    stack = Stack(e2e_settings(tmp_path_factory.mktemp("local-stack")))
+    yield from running(stack, dag_ids=(DAG_ID, ANTHROPIC_DAG_ID))
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.e2e.conftest import DAG_ID, TODAY
+from tests.e2e.conftest import ANTHROPIC_DAG_ID, DAG_ID, TODAY
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -24,14 +24,12 @@ def days_ago(n: int) -> dt.date:
 INPUT_REJECTIONS = {"null_input", "empty_input", "input_too_long"}
 
 
-def assert_one_row_per_review(stack, day: dt.date) -> int:
+def assert_one_row_per_review(stack, day: dt.date, job: str = DAG_ID) -> int:
     """Every review of the day is one result row or one failure row with its reason, never both."""
-    keys = stack.landed_keys(day)
+    keys = stack.landed_keys(day, table=job)
     assert len(keys) == len(set(keys)), f"{day}: a review landed twice"
     failures = dict(
-        stack.warehouse(
-            "SELECT key, reason FROM llm_batch_failures WHERE job = 'review_sentiment' AND row_date = ?", day
-        )
+        stack.warehouse("SELECT key, reason FROM llm_batch_failures WHERE job = ? AND row_date = ?", job, day)
     )
     assert set(keys).isdisjoint(failures), f"{day}: a review is both a result and a failure"
     assert set(failures.values()) <= INPUT_REJECTIONS, f"{day}: unexpected failures {failures}"
@@ -40,27 +38,40 @@ def assert_one_row_per_review(stack, day: dt.date) -> int:
     return len(keys)
 
 
-def test_a_scheduled_run_lands_yesterday(local_stack):
-    """The scheduler runs the latest night by itself (catchup is off). Started just before
-    midnight, it may run the next night too by the time this test looks: every scheduled run
-    must succeed and land its own day."""
+def test_a_scheduled_run_lands_yesterday_on_openai_and_on_anthropic(local_stack):
+    """The scheduler runs the latest night by itself (catchup is off), for the job on OpenAI and
+    for the same job on Anthropic. Started just before midnight, it may run the next night too by
+    the time this test looks: every scheduled run must succeed and land its own day, each answer
+    from its own vendor's batches."""
     started = time.monotonic()
     api = local_stack.api
 
-    def scheduled_runs() -> list[dict]:
-        return api.json(api.get(f"/dags/{DAG_ID}/dagRuns", run_type="scheduled"))["dag_runs"]
+    def scheduled_runs(dag_id: str) -> list[dict]:
+        return api.json(api.get(f"/dags/{dag_id}/dagRuns", run_type="scheduled"))["dag_runs"]
+
+    def finished(dag_id: str) -> bool:
+        runs = scheduled_runs(dag_id)
+        return bool(runs) and all(r["state"] in ("success", "failed") for r in runs)
 
     local_stack.wait_until(
-        lambda: (runs := scheduled_runs()) and all(r["state"] in ("success", "failed") for r in runs),
-        "finished scheduled run",
-        timeout=300,
+        lambda: finished(DAG_ID) and finished(ANTHROPIC_DAG_ID), "finished scheduled runs", timeout=360
     )
-    runs = scheduled_runs()
-    assert [r["state"] for r in runs] == ["success"] * len(runs)
-    days = sorted(dt.date.fromisoformat(r["data_interval_start"][:10]) for r in runs)
-    assert days[0] in (days_ago(1), TODAY) and len(days) <= 2
-    rows = sum(assert_one_row_per_review(local_stack, day) for day in days)
-    print(f"\nscheduled run(s) {days}: {rows} rows landed in {time.monotonic() - started:.0f} s")
+    for dag_id, vendor, model in [
+        (DAG_ID, "openai", "gpt-4o-mini"),
+        (ANTHROPIC_DAG_ID, "anthropic", "claude-haiku-4-5"),
+    ]:
+        runs = scheduled_runs(dag_id)
+        assert [r["state"] for r in runs] == ["success"] * len(runs), dag_id
+        days = sorted(dt.date.fromisoformat(r["data_interval_start"][:10]) for r in runs)
+        assert days[0] in (days_ago(1), TODAY) and len(days) <= 2
+        rows = sum(assert_one_row_per_review(local_stack, day, job=dag_id) for day in days)
+        provenance = local_stack.warehouse(
+            f"SELECT DISTINCT vendor, model, batch_id LIKE 'msgbatch_%' FROM {dag_id}"
+        )
+        assert provenance == [(vendor, model, vendor == "anthropic")], provenance
+        print(
+            f"\n{dag_id}: scheduled run(s) {days}: {rows} rows landed in {time.monotonic() - started:.0f} s"
+        )
 
 
 def test_a_backfill_of_7_dates_lands_each_review_once_and_a_reprocess_pays_nothing(local_stack):
