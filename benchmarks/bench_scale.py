@@ -49,6 +49,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
 from dags.review_sentiment import JOB  # noqa: E402
 from include.batch_api_process import ServerProcess  # noqa: E402
+from include.sample_data.bulk_reviews import write_bulk_reviews  # noqa: E402
 from include.window_run import WindowRun  # noqa: E402
 from llm_batch import steps  # noqa: E402
 from llm_batch.backends.openai_backend import OpenAIBatchBackend  # noqa: E402
@@ -63,11 +64,6 @@ WINDOW = RunWindow(DAY, DAY + dt.timedelta(days=1))
 API_KEY = "bench-not-a-secret"
 STEPS = ("extract+build", "submit", "wait", "collect", "load")
 SERVER_FLAGS = ("--validating-seconds", "0", "--finalizing-seconds", "0", "--request-seconds", "0")
-VOCABULARY = (  # the words of the sample texts, split by DuckDB
-    "great terrible fine broken love hate works arrived late quickly cheap pricey sturdy flimsy "
-    "recommend return refund battery screen sound fit color size quality service box gift daily "
-    "again never always mostly okay solid decent awful perfect disappointing excellent"
-)
 
 
 # --- the run's setting, shared by the parent and each step's process -------------------------------
@@ -182,34 +178,6 @@ def server_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-# --- source rows ------------------------------------------------------------------------------------
-
-
-def write_source(path: Path, rows: int) -> None:
-    """``rows`` reviews of DAY, made by DuckDB (no Python row objects): 1 % repeat the key before them
-    with a later ``created_at`` (the newer version wins), texts of 20 to 60 words."""
-    words, count = f"string_split('{VOCABULARY}', ' ')", len(VOCABULARY.split())
-    with duckdb.connect(str(path)) as db:
-        db.execute(
-            f"""
-            CREATE TABLE reviews AS
-            SELECT
-                'rv-' || lpad(CAST(CASE WHEN i % 100 = 99 THEN i - 1 ELSE i END AS VARCHAR), 9, '0') AS review_id,
-                DATE '{DAY.isoformat()}' AS review_date,
-                TIMESTAMP '{DAY.isoformat()} 00:00:00' + to_milliseconds(i % 86400000) AS created_at,
-                'Product ' || CAST(i % 997 AS VARCHAR) AS product_name,
-                ['kitchen', 'garden', 'toys', 'books', 'audio'][1 + i % 5] AS category,
-                CAST(1 + hash(i) % 5 AS INTEGER) AS rating,
-                'en' AS language,
-                array_to_string(
-                    list_transform(range(20 + CAST(hash(i, 7) % 41 AS INTEGER)),
-                                   lambda k: {words}[1 + CAST(hash(i, k) % {count} AS INTEGER)]),
-                    ' ') || '.' AS review_text
-            FROM range({rows}) AS t(i)
-            """
-        )
-
-
 # --- the parent: sizes, growth, waves ---------------------------------------------------------------
 
 
@@ -227,7 +195,7 @@ def run_size(rows: int, tmp: Path, warehouse: str) -> dict[str, Any]:
     work.mkdir()
     print(f"\n{rows:,} source rows: writing the source ...", flush=True)
     source = work / "source.duckdb"
-    write_source(source, rows)
+    write_bulk_reviews(source, rows, DAY)
     server = ServerProcess(work / "server", *SERVER_FLAGS, api_key=API_KEY).start()
     cleanup = None
     try:
@@ -297,7 +265,7 @@ def wave_run(rows: int, tmp: Path) -> None:
     work = tmp / "waves"
     work.mkdir()
     source = work / "source.duckdb"
-    write_source(source, rows)
+    write_bulk_reviews(source, rows, DAY)
     warehouse_path = work / "warehouse.duckdb"
     with duckdb.connect(str(warehouse_path)) as db:
         db.execute(f"ATTACH '{source}' AS src (READ_ONLY); CREATE TABLE reviews AS SELECT * FROM src.reviews")
