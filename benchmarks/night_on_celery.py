@@ -68,8 +68,13 @@ class TaskMemory:
             for process in psutil.process_iter(["cmdline", "memory_info"]):
                 title = " ".join(process.info["cmdline"] or ())
                 if title.startswith("airflow worker -- ") and process.info["memory_info"]:
-                    ti = title.removeprefix("airflow worker -- ").strip()
+                    ti = _hex(title.removeprefix("airflow worker -- "))
                     self.peaks[ti] = max(self.peaks.get(ti, 0), process.info["memory_info"].rss)
+
+
+def _hex(text: str) -> str:
+    """A task instance id as hex digits alone: the process title and the REST API may dress it differently."""
+    return "".join(c for c in text.lower() if c in "0123456789abcdef")
 
 
 def tree_cpu_seconds(pid: int | None) -> float:
@@ -152,14 +157,14 @@ def main() -> None:
         triggerer_cpu = tree_cpu_seconds(stack.supervised_pid("triggerer")) - triggerer_cpu
         tasks = api.task_instances(DAG_ID, run_id)
         worker_seconds = sum(t.get("duration") or 0 for t in tasks)
-        by_id = {t["id"]: t for t in tasks}
+        by_id = {_hex(str(t.get("id", ""))): t for t in tasks}
         largest_ti, largest = max(memory.peaks.items(), key=lambda item: item[1], default=("-", 0))
         largest_task = by_id.get(largest_ti, {})
         with psycopg.connect(warehouse) as conn:
             landed = conn.execute("SELECT count(*) FROM review_sentiment").fetchone()[0]
             failures = conn.execute("SELECT count(*) FROM llm_batch_failures").fetchone()[0]
             batches = conn.execute("SELECT count(DISTINCT batch_id) FROM llm_batch_ledger").fetchone()[0]
-        name = largest_task.get("task_id", "?")
+        name = largest_task.get("task_id", f"task instance {largest_ti}")
         index = largest_task.get("map_index", -1)
         print(
             f"  run {run['state']} in {wall:,.0f} s; {len(tasks)} task instances, {worker_seconds:,.0f} worker-seconds"
