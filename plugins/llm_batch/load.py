@@ -122,6 +122,7 @@ def _replace_in_pieces(
                 landed.deleted + result.deleted,
                 landed.inserted + result.inserted,
             )
+            del piece, rows  # before the next piece is read, not after
     return landed
 
 

@@ -23,14 +23,14 @@ def check_keys(table: str, rows: pa.Table, keys: Sequence[str]) -> None:
             raise ValueError(f"{nulls} rows for {table} have a NULL {key!r}; NULL keys can never be replaced")
 
 
-def refuse_repeated_keys(con: duckdb.DuckDBPyConnection, view: str, table: str, keys: Sequence[str]) -> None:
+def refuse_repeated_keys(rows: duckdb.DuckDBPyRelation, table: str, keys: Sequence[str]) -> None:
     """Refuse rows that repeat a key: the table would hold the key twice (DuckDB declares no primary key).
 
-    ``view`` names the rows registered with ``con``: DuckDB groups the Arrow table in place,
-    ~4x faster than pyarrow's group_by.
+    ``rows`` is a relation over the Arrow table: DuckDB groups it in place, ~4x faster than
+    pyarrow's group_by.
     """
-    found = con.execute(
-        f"SELECT {column_list(keys)} FROM {view} GROUP BY ALL HAVING count(*) > 1 LIMIT 1"
+    found = rows.query(
+        "r", f"SELECT {column_list(keys)} FROM r GROUP BY ALL HAVING count(*) > 1 LIMIT 1"
     ).fetchall()
     if found:
         raise ValueError(f"rows for {table} repeat the key {dict(zip(keys, found[0], strict=True))}")
@@ -39,8 +39,7 @@ def refuse_repeated_keys(con: duckdb.DuckDBPyConnection, view: str, table: str, 
 def checked_order(table: str, rows: pa.Table, keys: Sequence[str]) -> pa.Array:
     """The order of ``rows`` by key, once they are known not to repeat a key."""
     with duckdb.connect() as con:
-        con.register("batch_rows", rows)
-        refuse_repeated_keys(con, "batch_rows", table, keys)
+        refuse_repeated_keys(con.from_arrow(rows), table, keys)
     return pc.sort_indices(rows, [(key, "ascending") for key in keys])
 
 

@@ -9,7 +9,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from typing import Any
 
-import duckdb
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -20,7 +19,7 @@ from psycopg.types.string import TextLoader
 from llm_batch.warehouse.arrow_types import ARROW_TYPE_BY_OID, column_type, is_list
 from llm_batch.warehouse.base import ReplaceResult, Warehouse
 from llm_batch.warehouse.identifiers import column_list, join_on, quote_ident, quote_table
-from llm_batch.warehouse.keys import refuse_repeated_keys
+from llm_batch.warehouse.keys import checked_order
 from llm_batch.warehouse.parameters import bind_named_params
 
 # Kinds of pg_class rows a query can read from: tables, partitioned tables, views, matviews, foreign tables.
@@ -125,47 +124,36 @@ class PostgresWarehouse(Warehouse):
     def _replace(
         self, table: str, rows: pa.Table, keys: list[str], delete_where: str | None, params: dict[str, Any]
     ) -> ReplaceResult:
-        # Every row is copied into a temporary table (no index, no WAL), then set-based statements
-        # move what changed: a re-run whose rows equal the stored ones rewrites nothing, where
-        # deleting and inserting them all cost a heap tuple, an index entry and their WAL per row.
-        # All in the caller's transaction: a crash anywhere leaves the old rows. Meanwhile a thread
-        # checks the keys (DuckDB releases the GIL) while the server takes the COPY.
-        stage = quote_ident("_llm_batch_rows")
+        # Only the keys go through a temp table; the rows are copied straight into the target.
+        # That measured 1.6x faster than staging every row and INSERT ... SELECT-ing them, and is
+        # as atomic: a COPY that fails rolls the delete back with it. Meanwhile a thread checks
+        # and sorts the keys (Arrow and DuckDB release the GIL) while the server deletes. Staging
+        # every row to leave those equal to the stored ones unwritten measured 2x faster for a
+        # re-run of equal rows but 0.6x for changed rows and 0.4x for new keys, the nightly case.
+        stage = quote_ident("_llm_batch_keys")
         deleted = 0
         with (
             self._transaction() as cur,
             _local_setting(cur, "work_mem", _REPLACE_WORK_MEM),
             ThreadPoolExecutor(max_workers=1) as pool,
         ):
-            checked = pool.submit(_refuse_repeated_keys, table, rows, keys) if rows.num_rows else None
+            order = pool.submit(checked_order, table, rows, keys) if rows.num_rows else None
             if delete_where:
                 condition, values = bind_named_params(delete_where, params, self.dialect)
                 cur.execute(f"DELETE FROM {table} WHERE {condition}", values)
                 deleted += cur.rowcount
-            if checked is not None:
-                columns = column_list(rows.column_names)
-                # Typed like the target's columns, so COPY checks them the same way, and a stored
-                # row and a new one compare byte for byte.
-                cur.execute(f"CREATE TEMP TABLE {stage} AS SELECT {columns} FROM {table} WITH NO DATA")
-                _copy_csv(cur, stage, rows)
-                checked.result()
-                cur.execute(f"ANALYZE {stage}")  # a good plan for the joins that follow
-                if _rows_are_whole_and_keyed(cur, table, rows.column_names, keys):
-                    # A stored row equal to its replacement stays: counted as replaced, not rewritten.
-                    cur.execute(
-                        f"DELETE FROM {stage} AS r USING {table} AS t WHERE {join_on(keys)} AND "
-                        f"record_image_eq(ROW({_prefixed('t', rows.column_names)}), "
-                        f"ROW({_prefixed('r', rows.column_names)}))"
-                    )
-                    deleted += cur.rowcount
+            if order is not None:
+                # Typed like the target's key columns, so COPY checks them the same way.
+                cur.execute(
+                    f"CREATE TEMP TABLE {stage} AS SELECT {column_list(keys)} FROM {table} WITH NO DATA"
+                )
+                _copy_csv(cur, stage, rows.select(keys))
+                cur.execute(f"ANALYZE {stage}")  # a good plan for the delete: index probes or a hash join
                 cur.execute(f"DELETE FROM {table} AS t USING {stage} AS r WHERE {join_on(keys)}")
                 deleted += cur.rowcount
-                # In key order: the primary key's B-tree then takes its entries in order.
-                cur.execute(
-                    f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage} ORDER BY {column_list(keys)}"
-                )
                 # Dropped now, not at commit: a later replace_rows in the same transaction makes its own.
                 cur.execute(f"DROP TABLE {stage}")
+                _copy_csv(cur, table, rows, order=order.result())
         return ReplaceResult(deleted=deleted, inserted=rows.num_rows)
 
     def close(self) -> None:
@@ -186,8 +174,8 @@ def postgres_warehouse(dsn: str) -> PostgresWarehouse:
 
 # Replace ----------------------------------------------------------------------------------------
 
-# For the joins of a replace: a million keyed rows hash in memory instead of spilling in batches
-# (which cost 2.3 s of a 1M-row replace at the default 4MB); reset when the replace ends.
+# For the delete's join: a million keys hash in memory instead of spilling in batches to disk
+# (which cost ~2 s of a 1M-row re-run at the default 4MB); reset when the replace ends.
 _REPLACE_WORK_MEM = "256MB"
 
 
@@ -202,38 +190,6 @@ def _local_setting(cur: psycopg.Cursor, name: str, value: str) -> Iterator[None]
     finally:
         with suppress(psycopg.Error):  # an aborted transaction forgets the setting with it
             cur.execute("SELECT set_config(%s, %s, true)", (name, before))
-
-
-def _refuse_repeated_keys(table: str, rows: pa.Table, keys: list[str]) -> None:
-    with duckdb.connect() as con:
-        con.register("batch_rows", rows)
-        refuse_repeated_keys(con, "batch_rows", table, keys)
-
-
-def _rows_are_whole_and_keyed(cur: psycopg.Cursor, table: str, columns: list[str], keys: list[str]) -> bool:
-    """Whether a stored row equal to its replacement can stay: ``columns`` are all of the table's,
-    and a unique index on some of ``keys`` lets each key match one stored row at most."""
-    cur.execute(
-        "SELECT array_agg(attname::text) FROM pg_catalog.pg_attribute "
-        "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
-        (table,),
-    )
-    (table_columns,) = cur.fetchone()
-    if set(table_columns) != set(columns):
-        return False
-    cur.execute(
-        "SELECT count(*) FROM pg_catalog.pg_index AS i WHERE i.indrelid = %s::regclass AND i.indisunique "
-        "AND i.indexprs IS NULL AND i.indpred IS NULL AND NOT EXISTS ("
-        "SELECT 1 FROM unnest(i.indkey) AS k(attnum) JOIN pg_catalog.pg_attribute AS a "
-        "ON a.attrelid = i.indrelid AND a.attnum = k.attnum WHERE NOT a.attname::text = ANY(%s))",
-        (table, keys),
-    )
-    (unique_indexes,) = cur.fetchone()
-    return unique_indexes > 0
-
-
-def _prefixed(alias: str, columns: list[str]) -> str:
-    return ", ".join(f"{alias}.{quote_ident(name)}" for name in columns)
 
 
 # COPY -------------------------------------------------------------------------------------------

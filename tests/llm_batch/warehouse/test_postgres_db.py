@@ -1,8 +1,7 @@
-"""PostgreSQL's replace: killed inside its transaction, the old rows stay and the retry lands once;
-re-run with rows equal to the stored ones, it rewrites none of them.
+"""A PostgreSQL load killed inside its transaction: the old rows stay, and the retry lands once.
 
 The load runs in a separate process that stops just before a chosen statement of the replace
-(after the rows' COPY into the temporary table, or after the DELETE and INSERT, before commit) and
+(after the keys' COPY into the temporary table, or after the DELETE, before the rows' COPY) and
 is SIGKILLed there, as a worker killed by the OOM killer or a lost node would be.
 """
 
@@ -17,8 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from llm_batch.warehouse import ReplaceResult, postgres_warehouse
-from tests.llm_batch.warehouse.result_rows import D1, RESULT_SCHEMA, contents, results
+from llm_batch.warehouse import postgres_warehouse
 from tests.postgres import kill_mid_load
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -72,9 +70,7 @@ def labels(dsn: str) -> dict[str, int]:
 
 
 @pytest.mark.needs_postgres
-@pytest.mark.parametrize(
-    "killed_before", ["ANALYZE", "DROP TABLE"], ids=["after-rows-copy", "after-delete-and-insert"]
-)
+@pytest.mark.parametrize("killed_before", ["ANALYZE", "DROP TABLE"], ids=["after-keys-copy", "after-delete"])
 def test_a_load_killed_inside_its_transaction_leaves_the_old_rows_and_the_retry_lands_once(
     pg_dsn: str, tmp_path: Path, killed_before: str
 ) -> None:
@@ -110,29 +106,3 @@ def test_a_load_killed_inside_its_transaction_leaves_the_old_rows_and_the_retry_
         )
     assert per_key.num_rows == 0
     assert labels(pg_dsn) == {"new": KEYS, "old": 1_000}
-
-
-@pytest.mark.needs_postgres
-def test_a_postgres_re_run_of_equal_rows_rewrites_none_of_them(pg_dsn: str) -> None:
-    with postgres_warehouse(pg_dsn) as wh:
-        wh.ensure_table("results", RESULT_SCHEMA, primary_key=["review_key"])
-        rows = results(("a", D1, "pos", 0.5), ("b", D1, "neg", None), ("c", D1, "neu", 0.25))
-        wh.replace_rows("results", rows, match_columns=["review_key"])
-
-        def versions() -> dict[str, str]:  # the transaction that wrote each row
-            found = wh.read_arrow("SELECT review_key, xmin::text AS written_by FROM results")
-            return {r["review_key"]: r["written_by"] for r in found.to_pylist()}
-
-        before = versions()
-        again = results(
-            ("a", D1, "pos", 0.5), ("b", D1, "neg", None), ("c", D1, "neu", -0.25), ("d", D1, "x", 1.0)
-        )
-        assert wh.replace_rows("results", again, match_columns=["review_key"]) == ReplaceResult(3, 4)
-        after = versions()
-        assert [after[k] == before[k] for k in "abc"] == [True, True, False]
-        assert contents(wh) == [
-            ("a", D1, "pos", 0.5),
-            ("b", D1, "neg", None),
-            ("c", D1, "neu", -0.25),
-            ("d", D1, "x", 1.0),
-        ]
