@@ -137,7 +137,7 @@ def _refuse_repeated(
     counts = pa.concat_tables(found).group_by(keys).aggregate([([], "count_all")])
     if (repeated := counts.filter(pc.greater(counts.column("count_all"), 1))).num_rows:
         key = {name: repeated.column(name)[0].as_py() for name in keys}
-        raise ValueError(f"rows for {table} repeat the key {key} in two of the run's files")
+        raise ValueError(f"rows for {table} repeat the key {key} across the run's files")
 
 
 def _pieces(files: Iterable[ObjectStoragePath], schema: pa.Schema) -> Iterator[pa.Table]:

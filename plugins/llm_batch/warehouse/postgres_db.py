@@ -127,16 +127,10 @@ class PostgresWarehouse(Warehouse):
         # Only the keys go through a temp table; the rows are copied straight into the target.
         # That measured 1.6x faster than staging every row and INSERT ... SELECT-ing them, and is
         # as atomic: a COPY that fails rolls the delete back with it. Meanwhile a thread checks
-        # and sorts the keys (Arrow and DuckDB release the GIL) while the server deletes. Staging
-        # every row to leave those equal to the stored ones unwritten measured 2x faster for a
-        # re-run of equal rows but 0.6x for changed rows and 0.4x for new keys, the nightly case.
+        # and sorts the keys (Arrow and DuckDB release the GIL) while the server deletes.
         stage = quote_ident("_llm_batch_keys")
         deleted = 0
-        with (
-            self._transaction() as cur,
-            _local_setting(cur, "work_mem", _REPLACE_WORK_MEM),
-            ThreadPoolExecutor(max_workers=1) as pool,
-        ):
+        with self._transaction() as cur, ThreadPoolExecutor(max_workers=1) as pool:
             order = pool.submit(checked_order, table, rows, keys) if rows.num_rows else None
             if delete_where:
                 condition, values = bind_named_params(delete_where, params, self.dialect)
@@ -170,26 +164,6 @@ def _lock_id(name: str) -> int:
 def postgres_warehouse(dsn: str) -> PostgresWarehouse:
     """A PostgreSQL warehouse reached with a libpq connection string or URI."""
     return PostgresWarehouse(dsn)
-
-
-# Replace ----------------------------------------------------------------------------------------
-
-# For the delete's join: a million keys hash in memory instead of spilling in batches to disk
-# (which cost ~2 s of a 1M-row re-run at the default 4MB); reset when the replace ends.
-_REPLACE_WORK_MEM = "256MB"
-
-
-@contextmanager
-def _local_setting(cur: psycopg.Cursor, name: str, value: str) -> Iterator[None]:
-    """``name`` set to ``value`` for the block, inside the current transaction only."""
-    cur.execute("SELECT current_setting(%s)", (name,))
-    (before,) = cur.fetchone()
-    cur.execute("SELECT set_config(%s, %s, true)", (name, value))
-    try:
-        yield
-    finally:
-        with suppress(psycopg.Error):  # an aborted transaction forgets the setting with it
-            cur.execute("SELECT set_config(%s, %s, true)", (name, before))
 
 
 # COPY -------------------------------------------------------------------------------------------
