@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -53,3 +54,18 @@ def write_table(path: ObjectStoragePath, table: pa.Table) -> None:
 def read_table(path: ObjectStoragePath) -> pa.Table:
     with path.open("rb") as handle:
         return pq.read_table(handle)
+
+
+def read_table_batches(path: ObjectStoragePath, *, batch_bytes: int) -> Iterator[pa.RecordBatch]:
+    """The rows of a table file in record batches of about ``batch_bytes`` of Arrow data each.
+
+    The file is read as it is consumed (a row group at a time), so a reader holds one piece
+    of a large file, not all of it; the batch size follows the file's own width per row.
+    """
+    with path.open("rb") as handle:
+        parquet = pq.ParquetFile(handle)
+        rows, width = parquet.metadata.num_rows, 0
+        for group in range(parquet.metadata.num_row_groups):
+            width += parquet.metadata.row_group(group).total_byte_size
+        batch_rows = max(1, batch_bytes * rows // max(1, width))
+        yield from parquet.iter_batches(batch_size=batch_rows)

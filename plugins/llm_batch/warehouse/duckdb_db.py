@@ -6,7 +6,6 @@ import logging
 import os
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -156,23 +155,22 @@ class DuckDBWarehouse(Warehouse):
     def _replace(
         self, table: str, rows: pa.Table, keys: list[str], delete_where: str | None, params: dict[str, Any]
     ) -> ReplaceResult:
-        view = f"_llm_batch_rows_{uuid.uuid4().hex}"
-        deleted = inserted = 0
         con = self._connection()
-        con.register(view, rows)  # a view over the Arrow table: nothing is copied
-        try:
-            refuse_repeated_keys(con, view, table, keys)
-            with self._transaction():
-                if delete_where:
-                    condition, values = bind_named_params(delete_where, params, self.dialect)
-                    deleted += _run(con, f"DELETE FROM {table} WHERE {condition}", values)
-                if rows.num_rows:
-                    deleted += _run(con, f"DELETE FROM {table} AS t USING {view} AS r WHERE {join_on(keys)}")
-                    inserted = _run(con, f"INSERT INTO {table} BY NAME SELECT * FROM {view}")
-        finally:
-            # Fails only inside a caller's aborted transaction; the view then goes with the connection.
-            with suppress(duckdb.Error):
-                con.unregister(view)
+        # A relation over the Arrow table, scanned in place: nothing is copied. Not a view
+        # registered by name: one dropped inside an open transaction keeps its Arrow table alive
+        # until commit, so a load replaced piece by piece in one transaction would hold every piece.
+        scanned = con.from_arrow(rows)
+        refuse_repeated_keys(scanned, table, keys)
+        deleted = inserted = 0
+        with self._transaction():
+            if delete_where:
+                condition, values = bind_named_params(delete_where, params, self.dialect)
+                deleted += _run(con, f"DELETE FROM {table} WHERE {condition}", values)
+            if rows.num_rows:
+                deleted += _changed(
+                    scanned.query("r", f"DELETE FROM {table} AS t USING r WHERE {join_on(keys)}")
+                )
+                inserted = _changed(scanned.query("r", f"INSERT INTO {table} BY NAME SELECT * FROM r"))
         return ReplaceResult(deleted=deleted, inserted=inserted)
 
     def close(self) -> None:
@@ -186,6 +184,12 @@ def _run(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None
     con.execute(sql, params or {})
     con.complete()
     return con.rowcount
+
+
+def _changed(statement: duckdb.DuckDBPyRelation) -> int:
+    """How many rows a DELETE or INSERT run by ``DuckDBPyRelation.query`` changed (it ran once, then)."""
+    ((count,),) = statement.fetchall()
+    return count
 
 
 def duckdb_warehouse(

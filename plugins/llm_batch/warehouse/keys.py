@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Self
 
 import duckdb
 import pyarrow as pa
@@ -22,14 +23,14 @@ def check_keys(table: str, rows: pa.Table, keys: Sequence[str]) -> None:
             raise ValueError(f"{nulls} rows for {table} have a NULL {key!r}; NULL keys can never be replaced")
 
 
-def refuse_repeated_keys(con: duckdb.DuckDBPyConnection, view: str, table: str, keys: Sequence[str]) -> None:
+def refuse_repeated_keys(rows: duckdb.DuckDBPyRelation, table: str, keys: Sequence[str]) -> None:
     """Refuse rows that repeat a key: the table would hold the key twice (DuckDB declares no primary key).
 
-    ``view`` names the rows registered with ``con``: DuckDB groups the Arrow table in place,
-    ~4x faster than pyarrow's group_by.
+    ``rows`` is a relation over the Arrow table: DuckDB groups it in place, ~4x faster than
+    pyarrow's group_by.
     """
-    found = con.execute(
-        f"SELECT {column_list(keys)} FROM {view} GROUP BY ALL HAVING count(*) > 1 LIMIT 1"
+    found = rows.query(
+        "r", f"SELECT {column_list(keys)} FROM r GROUP BY ALL HAVING count(*) > 1 LIMIT 1"
     ).fetchall()
     if found:
         raise ValueError(f"rows for {table} repeat the key {dict(zip(keys, found[0], strict=True))}")
@@ -38,6 +39,42 @@ def refuse_repeated_keys(con: duckdb.DuckDBPyConnection, view: str, table: str, 
 def checked_order(table: str, rows: pa.Table, keys: Sequence[str]) -> pa.Array:
     """The order of ``rows`` by key, once they are known not to repeat a key."""
     with duckdb.connect() as con:
-        con.register("batch_rows", rows)
-        refuse_repeated_keys(con, "batch_rows", table, keys)
+        refuse_repeated_keys(con.from_arrow(rows), table, keys)
     return pc.sort_indices(rows, [(key, "ascending") for key in keys])
+
+
+class KeyDigests:
+    """The keys of the pieces of one load seen so far, kept as 64-bit digests (8 bytes a key).
+
+    A load replaced piece by piece would let a key repeated in a later piece silently replace the
+    earlier piece's row; this finds such keys without holding the keys of the whole run. The
+    digests live in a private DuckDB table, which probes millions of them per piece in milliseconds.
+    Use it in a ``with`` block.
+    """
+
+    def __init__(self, keys: Sequence[str]) -> None:
+        self._keys = column_list(keys)
+        self._con = duckdb.connect()
+        self._con.execute("CREATE TABLE seen (digest UBIGINT)")
+
+    def seen_before(self, piece: pa.Table) -> pa.Table:
+        """The keys of ``piece`` whose digest an earlier piece had; then remember the piece's keys.
+
+        Usually none. A key returned was repeated, or (rarely: 64-bit digests) only its digest was:
+        the caller confirms against the keys themselves.
+        """
+        self._con.register("piece", piece)
+        try:
+            suspects = self._con.sql(
+                f"SELECT DISTINCT {self._keys} FROM piece WHERE hash({self._keys}) IN (SELECT digest FROM seen)"
+            ).to_arrow_table()
+            self._con.execute(f"INSERT INTO seen SELECT hash({self._keys}) FROM piece")
+        finally:
+            self._con.unregister("piece")
+        return suspects
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._con.close()

@@ -69,6 +69,29 @@ def test_replace_rows_twice_leaves_the_same_table(loaded: Warehouse) -> None:
     assert second == ReplaceResult(deleted=2, inserted=2)
 
 
+def test_rows_equal_to_the_stored_ones_are_replaced_in_full_where_keys_repeat_or_columns_lack(
+    warehouse: Warehouse,
+) -> None:
+    # No key declared: two stored rows share the match key "a", one equal to the new row.
+    warehouse.ensure_table("unkeyed", RESULT_SCHEMA)
+    warehouse.execute(
+        "INSERT INTO unkeyed VALUES ('a', :d, 'pos', 0.5), ('a', :d, 'neg', 0.1), ('b', :d, 'pos', 0.5)",
+        {"d": D1},
+    )
+    result = warehouse.replace_rows("unkeyed", results(("a", D1, "pos", 0.5)), match_columns=["review_key"])
+    assert result == ReplaceResult(deleted=2, inserted=1)
+    assert contents(warehouse, "unkeyed") == [("a", D1, "pos", 0.5), ("b", D1, "pos", 0.5)]
+
+    # The table has a column the rows lack: a replaced row loses its value there.
+    warehouse.ensure_table(
+        "wider", RESULT_SCHEMA.append(pa.field("note", pa.string())), primary_key=["review_key"]
+    )
+    warehouse.execute("INSERT INTO wider VALUES ('a', :d, 'pos', 0.5, 'kept?')", {"d": D1})
+    result = warehouse.replace_rows("wider", results(("a", D1, "pos", 0.5)), match_columns=["review_key"])
+    assert result == ReplaceResult(deleted=1, inserted=1)
+    assert warehouse.read_arrow("SELECT note FROM wider").to_pylist() == [{"note": None}]
+
+
 def test_replace_rows_deletes_only_the_matched_keys(loaded: Warehouse) -> None:
     loaded.replace_rows(
         "results",

@@ -8,7 +8,6 @@ is SIGKILLed there, as a worker killed by the OOM killer or a lost node would be
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import pyarrow as pa
 import pytest
 
 from llm_batch.warehouse import postgres_warehouse
+from tests.postgres import kill_mid_load
 
 ROOT = Path(__file__).resolve().parents[3]
 KEYS = 5_000
@@ -69,17 +69,6 @@ def labels(dsn: str) -> dict[str, int]:
     return dict(zip(found.column("label").to_pylist(), found.column("n").to_pylist(), strict=True))
 
 
-def backend_gone(dsn: str, pid: int, timeout: float = 30) -> bool:
-    deadline = time.monotonic() + timeout
-    with postgres_warehouse(dsn) as wh:
-        while time.monotonic() < deadline:
-            alive = wh.read_arrow("SELECT count(*) AS n FROM pg_stat_activity WHERE pid = :pid", {"pid": pid})
-            if alive.column("n")[0].as_py() == 0:
-                return True
-            time.sleep(0.05)
-    return False
-
-
 @pytest.mark.needs_postgres
 @pytest.mark.parametrize("killed_before", ["ANALYZE", "DROP TABLE"], ids=["after-keys-copy", "after-delete"])
 def test_a_load_killed_inside_its_transaction_leaves_the_old_rows_and_the_retry_lands_once(
@@ -97,21 +86,16 @@ def test_a_load_killed_inside_its_transaction_leaves_the_old_rows_and_the_retry_
     loader = subprocess.Popen(
         [sys.executable, "-c", LOADER, pg_dsn, killed_before, str(marker), str(KEYS)], env=env
     )
-    try:
+
+    def paused() -> int:
         deadline = time.monotonic() + 60
         while not marker.exists() and loader.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         assert marker.exists(), f"the loader never reached {killed_before!r} (exit code {loader.poll()})"
         time.sleep(0.1)  # the pid is written before the sleep starts; let it start
-        backend_pid = int(marker.read_text())
-        os.kill(loader.pid, signal.SIGKILL)
-        assert loader.wait(10) == -signal.SIGKILL
-    finally:
-        if loader.poll() is None:
-            loader.kill()
-            loader.wait()
+        return int(marker.read_text())
 
-    assert backend_gone(pg_dsn, backend_pid), "PostgreSQL still holds the killed loader's session"
+    kill_mid_load(pg_dsn, loader, paused)
     assert labels(pg_dsn) == before
 
     with postgres_warehouse(pg_dsn) as wh:
