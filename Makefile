@@ -26,8 +26,11 @@ lint: venv
 	$(BIN)/ruff format --check .
 	PYTHONPATH=.:plugins $(BIN)/lint-imports --no-cache --no-logo
 
+# Two test processes: most of the suite waits on servers and Airflow, so both cores stay busy. A
+# module sharing one running stack (an xdist_group) stays in one process.
+TEST_WORKERS ?= 2
 test: venv lint chromium
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # The browser tests drive Debian's chromium (never a downloaded browser build).
 chromium:

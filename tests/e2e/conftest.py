@@ -4,7 +4,7 @@ api-server, and Celery workers for the scale-out shape), driven through the REST
 Manual runs have no logical date: they give their day as a date range in ``conf``, so no manual
 run can take the ``(dag_id, logical_date)`` of a run the scheduler creates, at any time of day.
 Every wait checks the stack's processes and fails at once, with the log's tail, when one died;
-the stacks stop by themselves when the test process is gone. The e2e tests share one time budget
+the stacks stop by themselves when the test process is gone. The e2e tests of a test process share one time budget
 (``LLM_BATCH_E2E_BUDGET_SECONDS``, 50 minutes by default): no test runs past it.
 """
 

@@ -14,7 +14,7 @@ import pytest
 
 from tests.e2e.conftest import ANTHROPIC_DAG_ID, DAG_ID, TODAY
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800), pytest.mark.xdist_group("local_stack")]
 
 
 def days_ago(n: int) -> dt.date:
@@ -74,25 +74,28 @@ def test_a_scheduled_run_lands_yesterday_on_openai_and_on_anthropic(local_stack)
         )
 
 
-def test_a_backfill_of_7_dates_lands_each_review_once_and_a_reprocess_pays_nothing(local_stack):
-    first, last = days_ago(11), days_ago(5)
+def test_a_backfill_of_3_dates_lands_each_review_once_and_a_reprocess_pays_nothing(local_stack):
+    first, last = days_ago(7), days_ago(5)
+    dates = (last - first).days + 1
     started = time.monotonic()
     runs = backfill(local_stack, first, last, reprocess="none")
     seconds = time.monotonic() - started
-    assert [r["state"] for r in runs] == ["success"] * 7
+    assert [r["state"] for r in runs] == ["success"] * dates
     assert sorted(r["data_interval_start"][:10] for r in runs) == [
-        (first + dt.timedelta(days=i)).isoformat() for i in range(7)
+        (first + dt.timedelta(days=i)).isoformat() for i in range(dates)
     ]
     assert max_overlap(runs) >= 2, "the backfill ran its dates one at a time"
-    rows = sum(assert_one_row_per_review(local_stack, first + dt.timedelta(days=i)) for i in range(7))
+    rows = sum(assert_one_row_per_review(local_stack, first + dt.timedelta(days=i)) for i in range(dates))
     snapshot = table_snapshot(local_stack, first, last)
     batches = len(local_stack.batches())
 
     rerun = backfill(local_stack, first, last, reprocess="completed")
-    assert [r["state"] for r in rerun] == ["success"] * 7
+    assert [r["state"] for r in rerun] == ["success"] * dates
     assert table_snapshot(local_stack, first, last) == snapshot
     assert len(local_stack.batches()) == batches
-    print(f"\nbackfill: 7 runs, {rows} rows, {batches} batches in {seconds:.0f} s; reprocess: 0 new batches")
+    print(
+        f"\nbackfill: {dates} runs, {rows} rows, {batches} batches in {seconds:.0f} s; reprocess: 0 new batches"
+    )
 
 
 def backfill(stack, first: dt.date, last: dt.date, *, reprocess: str = "none") -> list[dict]:
@@ -247,13 +250,18 @@ def test_clearing_a_deferred_wait_cancels_its_batch(local_stack):
 
 
 def test_transient_429_and_500_on_polls_do_not_fail_runs(local_stack):
+    """Two runs at once: three API calls in ten answered 429 while they upload and create, then
+    500 while their waits poll."""
     days = [days_ago(20), days_ago(21)]
+    run_ids = [f"transient-{day}" for day in days]
     local_stack.set_faults(api_error_share=0.3, api_error_status=429, retry_after_seconds=0.2, seed=4)
-    first = local_stack.run_day(days[0], f"transient-429-{days[0]}")
+    for day, run_id in zip(days, run_ids, strict=True):
+        local_stack.trigger_day(day, run_id)
+    local_stack.wait_until(lambda: any(deferred_waits(local_stack, r) for r in run_ids), "a deferred wait")
     local_stack.set_faults(api_error_share=0.3, api_error_status=500, retry_after_seconds=0.2, seed=5)
-    second = local_stack.run_day(days[1], f"transient-500-{days[1]}")
+    runs = [local_stack.api.wait_for_run(DAG_ID, run_id) for run_id in run_ids]
     local_stack.set_faults()
-    assert (first["state"], second["state"]) == ("success", "success")
+    assert [r["state"] for r in runs] == ["success", "success"]
     for day in days:
         assert_one_row_per_review(local_stack, day)
 
