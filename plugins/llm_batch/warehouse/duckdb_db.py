@@ -97,6 +97,21 @@ class DuckDBWarehouse(Warehouse):
         # con.sql hands Arrow the result without the extra copy of a DB-API cursor.
         return self._connection().sql(query, params=values).to_arrow_table()
 
+    def read_batches(
+        self, sql: str, params: dict[str, Any] | None = None, *, batch_rows: int
+    ) -> Iterator[pa.RecordBatch]:
+        query, values = bind_named_params(sql, params, self.dialect)
+        # A cursor of its own, so a statement run on this warehouse meanwhile cannot cut the stream short.
+        with self._connection().cursor() as cursor:
+            reader = cursor.sql(query, params=values).to_arrow_reader(batch_rows)
+            empty = True
+            for batch in reader:
+                if batch.num_rows:
+                    empty = False
+                    yield batch
+            if empty:
+                yield pa.RecordBatch.from_pylist([], schema=reader.schema)
+
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> int:
         query, values = bind_named_params(sql, params, self.dialect)
         # Outside transaction() DuckDB commits the statement by itself.
