@@ -57,6 +57,8 @@ class CollapsedRows:
         self._con.execute(f"SET memory_limit = '{self.memory_limit}'").fetchall()
         self._con.execute(f"SET temp_directory = '{where / 'spill'}'").fetchall()
         self._con.execute("SET preserve_insertion_order = false").fetchall()  # order comes from ARRIVAL alone
+        # One thread: DuckDB gives each its share of the limit, and a sort of wide rows needs it whole.
+        self._con.execute("SET threads = 1").fetchall()
         return self
 
     def __exit__(

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-BATCH_ROWS = 50_000
+BATCH_ROWS = 10_000  # ~10 MB of sample reviews: larger batches buffered ahead swell the peak
 
 
 def extract_batches(
