@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import orjson
 import pyarrow as pa
@@ -93,7 +93,7 @@ def build_run(
     specs: list[dict[str, Any]] = []
     estimated_tokens = 0
     index_spool = rows.scratch / "index.parquet"
-    with pq.ParquetWriter(index_spool, INDEX_SCHEMA, compression="zstd") as index:
+    with rejections, pq.ParquetWriter(index_spool, INDEX_SCHEMA, compression="zstd") as index:
         for shard in iter_shards(request_lines(), job.shard_limits):
             _check_lines_like_the_server(job, shard.lines)
             content = shard.content
@@ -118,7 +118,6 @@ def build_run(
                 }
             )
             del shard, content  # let this shard go before the next one fills
-    rejections.close()
     run_digest = content_digest("\n".join([job.fingerprint(), *(s["digest"] for s in specs)]).encode())
     directory = run_dir(root, job.name, window.label, run_digest)
     index_path = directory / "index.parquet"
@@ -201,7 +200,10 @@ class _RejectionsFile:
         if len(self._pending) >= self.buffered:
             self._flush()
 
-    def close(self) -> None:
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
         self._flush()
         self._writer.close()
 

@@ -79,8 +79,11 @@ class CollapsedRows:
         return Path(self._directory.name)
 
     def add(self, batches: Iterable[pa.RecordBatch]) -> None:
-        """Store the rows of ``batches``, in the source's order, with their custom_id."""
+        """Store the rows of ``batches``, in the source's order, with their custom_id. Add every row
+        before reading any back: the collapse is made once."""
         con = self._connection()
+        if _exists(con, "kept_rows"):
+            raise RuntimeError("rows were added after the collapsed rows were read")
         safe_id = self.job.endpoint_strategy.custom_id_pattern
         for batch in batches:
             if self._schema is None:
@@ -137,12 +140,12 @@ class CollapsedRows:
         # Arrow's sort, which the in-memory build used, puts nulls last in either direction.
         newest_first = f"{quote_ident(order)} DESC NULLS LAST, " if order else ""
         con.execute(
-            f"CREATE TABLE kept_rows AS SELECT * EXCLUDE (rank_in_key) REPLACE ("
+            f"CREATE TABLE kept_rows AS SELECT * EXCLUDE (__llm_batch_rank) REPLACE ("
             f"CASE WHEN {key} IS NULL THEN 1 ELSE {COPIES} END AS {COPIES}) FROM ("
-            f"SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY {newest_first}{ARRIVAL} DESC) AS rank_in_key, "
+            f"SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY {newest_first}{ARRIVAL} DESC) AS __llm_batch_rank, "
             f"count(*) OVER (PARTITION BY {key}) AS {COPIES}, "
             f"min({day}) OVER (PARTITION BY {key}) AS {OLDEST_ROW_DATE} "
-            f"FROM source_rows) WHERE rank_in_key = 1 OR {key} IS NULL"
+            f"FROM source_rows) WHERE __llm_batch_rank = 1 OR {key} IS NULL"
         ).fetchall()
 
     def _as_added(self, chunk: pa.Table) -> pa.Table:
