@@ -146,6 +146,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[200_000, 1_000_000])
     parser.add_argument("--base", help="also measure this revision's build, e.g. HEAD~1")
+    parser.add_argument("--sources", type=Path, help="keep the source files here, and reuse them")
     parser.add_argument("--base-only", action="store_true", help="measure only the --base revision")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--storage", type=Path, help=argparse.SUPPRESS)
@@ -162,15 +163,17 @@ def main() -> None:
         results: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
         print("Peak RSS of steps.build (dry run) over a DuckDB source, each build in a fresh process")
         for rows in args.rows:
-            source = tmp / f"source-{rows}.duckdb"
-            started = time.perf_counter()
-            write_source(source, rows)
-            print(f"  wrote {rows:,} source rows in {time.perf_counter() - started:.0f} s", flush=True)
+            source = (args.sources or tmp) / f"source-{rows}.duckdb"
+            if not source.exists():
+                started = time.perf_counter()
+                write_source(source, rows)
+                print(f"  wrote {rows:,} source rows in {time.perf_counter() - started:.0f} s", flush=True)
             for side, plugins in sides.items():
                 figures = measure(source, plugins, tmp / f"files-{side}-{rows}")
                 results[side].append(figures)
                 show(side, figures)
-            source.unlink()
+            if not args.sources:
+                source.unlink()
         for side, measured in results.items():
             if len(measured) > 1:
                 small, big = measured[0], measured[-1]

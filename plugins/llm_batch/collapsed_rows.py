@@ -31,6 +31,7 @@ OLDEST_ROW_DATE = "__llm_batch_oldest_row_date"
 
 MEMORY_LIMIT = "256MB"  # DuckDB's own buffers; beyond them it spills to the temporary directory
 CHUNK_ROWS = 50_000
+SORT_RANGE_ROWS = 250_000  # sorted at once; 1M sample reviews sorted within the memory limit
 
 
 class CollapsedRows:
@@ -117,18 +118,46 @@ class CollapsedRows:
 
     def chunks(self) -> Iterator[pa.Table]:
         """The kept rows in custom_id order (rows without a key last, in arrival order), typed as added,
-        with the columns ``COPIES`` and ``OLDEST_ROW_DATE``; ``chunk_rows`` at a time."""
+        with the columns ``COPIES`` and ``OLDEST_ROW_DATE``; ``chunk_rows`` at a time.
+
+        Sorted a range of custom_ids at a time: DuckDB's sort of wide rows needs memory that grows
+        with the rows sorted (5M sample reviews ran out of 256 MB), a range's stays bounded.
+        """
         if self._schema is None:
             return
         self._collapse()
-        reader = (
-            self._connection()
-            .sql(f"SELECT * FROM kept_rows ORDER BY {CUSTOM_ID} NULLS LAST, {ARRIVAL}")
-            .to_arrow_reader(self.chunk_rows)
-        )
-        for batch in reader:
-            if batch.num_rows:
-                yield self._as_added(pa.Table.from_batches([batch]))
+        ranges = [f"{CUSTOM_ID} IS NULL"]
+        bounds = self._range_starts()
+        for start, end in zip(bounds, [*bounds[1:], None], strict=True):
+            below = "" if end is None else f" AND {CUSTOM_ID} < {_literal(end)}"
+            ranges.insert(-1, f"{CUSTOM_ID} >= {_literal(start)}{below}")
+        for where in ranges:
+            reader = (
+                self._connection()
+                .sql(f"SELECT * FROM kept_rows WHERE {where} ORDER BY {CUSTOM_ID}, {ARRIVAL}")
+                .to_arrow_reader(self.chunk_rows)
+            )
+            for batch in reader:
+                if batch.num_rows:
+                    yield self._as_added(pa.Table.from_batches([batch]))
+
+    def _range_starts(self) -> list[str]:
+        """The first custom_id of each range of about ``SORT_RANGE_ROWS`` kept rows, from a sample.
+
+        The ranges only bound each sort's size: the order of the rows is the same whatever they are.
+        """
+        con = self._connection()
+        ((kept,),) = con.execute(f"SELECT count({CUSTOM_ID}) FROM kept_rows").fetchall()
+        ranges = -(-kept // SORT_RANGE_ROWS)
+        if ranges <= 1:
+            return [""] if kept else []
+        sample = con.execute(
+            f"SELECT {CUSTOM_ID} FROM kept_rows WHERE {CUSTOM_ID} IS NOT NULL "
+            "USING SAMPLE reservoir(20000 ROWS) REPEATABLE (42)"
+        ).fetchall()
+        ids = sorted(row[0] for row in sample)
+        starts = {ids[len(ids) * i // ranges] for i in range(1, ranges)}
+        return ["", *sorted(starts)]
 
     def _collapse(self) -> None:
         con = self._connection()
@@ -163,6 +192,10 @@ class CollapsedRows:
         if self._con is None:
             raise RuntimeError("CollapsedRows is used outside its with block")
         return self._con
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _exists(con: duckdb.DuckDBPyConnection, table: str = "source_rows") -> bool:

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from include.sample_data.reviews import generate_reviews
-from llm_batch import steps
+from llm_batch import collapsed_rows, steps
 from llm_batch.backends.openai_backend import OpenAIBatchBackend
 from llm_batch.build import build_run, rejections_table
 from llm_batch.collapsed_rows import CollapsedRows
@@ -134,9 +134,14 @@ def stream_build(job: BatchJob, warehouse: Warehouse, *, chunk_rows: int, skip_s
         )
 
 
-@pytest.mark.parametrize("chunk_rows", [250, 50_000], ids=["many-chunks", "one-chunk"])
-def test_streaming_build_gives_the_bytes_and_counts_of_the_whole_table_build(setup, chunk_rows):
+@pytest.mark.parametrize(
+    ("chunk_rows", "sort_range_rows"), [(250, 300), (50_000, 1_000_000)], ids=["many-chunks", "one-chunk"]
+)
+def test_streaming_build_gives_the_bytes_and_counts_of_the_whole_table_build(
+    setup, chunk_rows, sort_range_rows, monkeypatch
+):
     job, warehouse = setup
+    monkeypatch.setattr(collapsed_rows, "SORT_RANGE_ROWS", sort_range_rows)  # sorted in ranges, or at once
     source = warehouse.read_arrow(job.source_sql, {"start": WINDOW.start, "end": WINDOW.end})
     expected = old_build(job, source, warehouse)
     assert expected["duplicates_collapsed"] > 3 and expected["already_settled"] > 100  # the data is hard
