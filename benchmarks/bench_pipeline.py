@@ -171,13 +171,13 @@ def json_line(obj: dict[str, Any]) -> bytes:
 def bench_build(job, rows: pa.Table, repeat: int) -> dict[str, Any]:
     window = window_of(rows)
     start = time.perf_counter()
-    build_run(job, window, rows.slice(0, 200), set())
+    build_run(job, window, rows.slice(0, 200))
     cold = time.perf_counter() - start
 
     t_requests, built = timed(lambda: build_requests(job, rows, set()), repeat)
     lines = [line.line for line in built.lines]
     t_validate, _ = timed(lambda: check_lines(lines, job.endpoint), repeat)
-    t_run, run = timed(lambda: build_run(job, window, rows, set()), repeat)
+    t_run, run = timed(lambda: build_run(job, window, rows), repeat)
     size = sum(s.bytes for s in run.shards)
 
     print(
@@ -205,10 +205,10 @@ def bench_build(job, rows: pa.Table, repeat: int) -> dict[str, Any]:
         traced_peak(lambda: check_lines(lines, job.endpoint)),
         "MB",
     )
-    show("traced peak: build_run", traced_peak(lambda: build_run(job, window, rows, set())), "MB")
+    show("traced peak: build_run", traced_peak(lambda: build_run(job, window, rows)), "MB")
     show("peak RSS of this process so far", rss_mb(), "MB")
     if not passed:
-        profile("build_run", lambda: build_run(job, window, rows, set()))
+        profile("build_run", lambda: build_run(job, window, rows))
     return run
 
 
@@ -399,10 +399,10 @@ def child_build(rows_path: Path, storage: Path) -> None:
         JOB, storage_url=storage.as_uri(), shard_limits=ShardLimits(max_requests=SHARD_REQUESTS)
     )
     window = window_of(rows)
-    build_run(job, window, rows.slice(0, 200), set())  # imports and plugin discovery
+    build_run(job, window, rows.slice(0, 200))  # imports and plugin discovery
     reset_peak_rss()
     before = status_mb("VmRSS")
-    run = build_run(job, window, rows, set())
+    run = build_run(job, window, rows)
     rss_peak = status_mb("VmHWM")
     rss_added = rss_peak - before
 
@@ -416,7 +416,7 @@ def child_build(rows_path: Path, storage: Path) -> None:
 
     build_module.content_digest = digest_with_snapshot
     try:
-        peak = traced_peak(lambda: build_run(job, window, rows, set()))
+        peak = traced_peak(lambda: build_run(job, window, rows))
     finally:
         build_module.content_digest = real_digest
     snapshot_mb = sum(t.size for t in snapshots[0].traces) / MB

@@ -7,87 +7,123 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from llm_batch.batch_rules import LinesBreakBatchRules, check_lines
+from llm_batch.collapsed_rows import COPIES, OLDEST_ROW_DATE, CollapsedRows
 from llm_batch.digests import content_digest
 from llm_batch.handoffs import BuildSummary, BuiltRun, ShardSpec
 from llm_batch.job import BatchJob
 from llm_batch.pricing import cost_of
-from llm_batch.request_lines import Rejection, RequestLine, dedupe, iter_requests
+from llm_batch.request_lines import Rejection, RequestLine, iter_ordered_requests
 from llm_batch.run_window import RunWindow
+from llm_batch.settled import drop_superseded, settled_requests
 from llm_batch.sharding import iter_shards
-from llm_batch.storage import run_dir, storage_root, write_bytes, write_table
+from llm_batch.storage import run_dir, storage_root, write_bytes, write_file
 from llm_batch.warehouse.tables import FAILURE_SCHEMA
 
+if TYPE_CHECKING:
+    from llm_batch.warehouse import Warehouse
+
 log = logging.getLogger(__name__)
+
+OpenWarehouse = Callable[[], "AbstractContextManager[Warehouse]"]
 
 
 def build_run(
     job: BatchJob,
     window: RunWindow,
-    rows: pa.Table,
-    settled: set[tuple[str, str]],
+    rows: CollapsedRows | pa.Table,
     *,
+    warehouse: OpenWarehouse | None = None,
+    skip_settled: bool = True,
+    run_id: str | None = None,
     dry_run: bool = False,
     identity_salt: str = "",
 ) -> BuiltRun:
     """Build, check and shard the requests; write shards, index and rejections; describe them.
 
-    Shards are built, checked and written one at a time, and only their small index rows are
-    kept, so memory follows the shard size, not the run. A shard file is named by the digest of
-    its bytes; the run's directory by the digests of its shards. ``identity_salt`` (a forced
-    run's id) makes the submissions new instead of re-attaching to earlier ones.
+    ``rows`` are the window's source rows, collapsed to one per key in custom_id order
+    (:class:`CollapsedRows`; a table is collapsed first). With ``warehouse`` (it opens one), rows
+    whose key has a newer version stored are dropped and, with ``skip_settled``, requests already
+    answered or in flight in a run other than ``run_id``: both asked one chunk of keys at a time,
+    the warehouse opened for each chunk only, so a DuckDB file is not held while lines are built.
+
+    Shards are built, checked and written one at a time; index rows and rejections go to files
+    as they come, so memory follows the chunk and the shard, not the run. A shard file is named
+    by the digest of its bytes; the run's directory by the digests of its shards.
+    ``identity_salt`` (a forced run's id) makes the submissions new instead of re-attaching.
     """
-    deduplicated, collapsed = dedupe(rows, job.key_column, job.dedupe_order_column)
-    rejections: list[Rejection] = []
+    if isinstance(rows, pa.Table):
+        with CollapsedRows(job) as collapsed:
+            collapsed.add(rows.to_batches())
+            return build_run(
+                job,
+                window,
+                collapsed,
+                warehouse=warehouse,
+                skip_settled=skip_settled,
+                run_id=run_id,
+                dry_run=dry_run,
+                identity_salt=identity_salt,
+            )
+    tally = _Tally(rows_in=rows.rows_in, duplicates_collapsed=rows.duplicates_collapsed)
+    rejections = _RejectionsFile(job, rows.scratch / "rejections.parquet")
 
     def request_lines() -> Iterator[RequestLine]:
-        for item in iter_requests(job, deduplicated, settled):
-            if isinstance(item, Rejection):
-                rejections.append(item)
-            else:
-                yield item
+        for chunk in rows.chunks():
+            fresh, settled = _unsettled(job, window, chunk, warehouse, skip_settled, run_id, tally)
+            for item in iter_ordered_requests(job, fresh, settled):
+                if isinstance(item, Rejection):
+                    rejections.add(item)
+                else:
+                    yield item
 
     root = storage_root(job.storage_url)
     shards_dir = root / job.name / window.label / "shards"
     specs: list[dict[str, Any]] = []
-    index_parts: list[pa.Table] = []
     estimated_tokens = 0
-    for shard in iter_shards(request_lines(), job.shard_limits):
-        _check_lines_like_the_server(job, shard.lines)
-        content = shard.content
-        digest = content_digest(content)
-        path = shards_dir / f"{digest[:40]}.jsonl"
-        if not path.exists():
-            write_bytes(path, content)
-        index_parts.append(_index_table(shard.lines, shard.index))
-        estimated_tokens += shard.estimated_tokens
-        specs.append(
-            {
-                "job": job.name,
-                "interval_label": window.label,
-                "shard": shard.index,
-                "attempt": 1,
-                "path": str(path),
-                "requests": len(shard.lines),
-                "bytes": len(content),
-                "estimated_tokens": shard.estimated_tokens,
-                "digest": digest,
-                "identity_salt": identity_salt,
-            }
-        )
-        del shard, content  # let this shard go before the next one fills
+    index_spool = rows.scratch / "index.parquet"
+    with rejections, pq.ParquetWriter(index_spool, INDEX_SCHEMA, compression="zstd") as index:
+        for shard in iter_shards(request_lines(), job.shard_limits):
+            _check_lines_like_the_server(job, shard.lines)
+            content = shard.content
+            digest = content_digest(content)
+            path = shards_dir / f"{digest[:40]}.jsonl"
+            if not path.exists():
+                write_bytes(path, content)
+            index.write_table(_index_table(shard.lines, shard.index))
+            estimated_tokens += shard.estimated_tokens
+            specs.append(
+                {
+                    "job": job.name,
+                    "interval_label": window.label,
+                    "shard": shard.index,
+                    "attempt": 1,
+                    "path": str(path),
+                    "requests": len(shard.lines),
+                    "bytes": len(content),
+                    "estimated_tokens": shard.estimated_tokens,
+                    "digest": digest,
+                    "identity_salt": identity_salt,
+                }
+            )
+            del shard, content  # let this shard go before the next one fills
     run_digest = content_digest("\n".join([job.fingerprint(), *(s["digest"] for s in specs)]).encode())
     directory = run_dir(root, job.name, window.label, run_digest)
     index_path = directory / "index.parquet"
-    write_table(index_path, pa.concat_tables(index_parts) if index_parts else _index_table([], 0))
+    write_file(index_path, index_spool)
     rejections_path = directory / "rejections.parquet"
-    write_table(rejections_path, rejections_table(job, rejections))
+    write_file(rejections_path, rejections.path)
     shards = [ShardSpec(index_path=str(index_path), **spec) for spec in specs]
 
     requests = sum(spec.requests for spec in shards)
@@ -95,11 +131,11 @@ def build_run(
     estimate = cost_of(job.model, estimated_tokens, output_tokens)
     summary = BuildSummary(
         window=window.label,
-        rows_in=rows.num_rows,
-        duplicates_collapsed=collapsed,
-        already_settled=rows.num_rows - collapsed - len(rejections) - requests,
-        rejected=len(rejections),
-        rejection_reasons=dict(Counter(r.reason for r in rejections)),
+        rows_in=tally.rows_in,
+        duplicates_collapsed=tally.duplicates_collapsed,
+        already_settled=tally.rows_in - tally.duplicates_collapsed - rejections.count - requests,
+        rejected=rejections.count,
+        rejection_reasons=dict(rejections.reasons),
         requests=requests,
         shards=len(shards),
         estimated_input_tokens=estimated_tokens,
@@ -115,6 +151,68 @@ def build_run(
     return BuiltRun(shards=shards, summary=summary)
 
 
+@dataclass
+class _Tally:
+    """The summary's row counts: superseded rows leave them, as if never extracted."""
+
+    rows_in: int
+    duplicates_collapsed: int
+
+
+def _unsettled(
+    job: BatchJob,
+    window: RunWindow,
+    chunk: pa.Table,
+    open_warehouse: OpenWarehouse | None,
+    skip_settled: bool,
+    run_id: str | None,
+    tally: _Tally,
+) -> tuple[pa.Table, set[tuple[str, str]]]:
+    """The chunk's rows whose key has no newer version stored, and the requests not to send of them."""
+    if open_warehouse is None:
+        return chunk, set()
+    with open_warehouse() as warehouse:
+        fresh = drop_superseded(job, chunk, warehouse, row_dates=chunk.column(OLDEST_ROW_DATE))
+        settled = (
+            settled_requests(job, window, warehouse, rows=fresh, run_id=run_id) if skip_settled else set()
+        )
+    if fresh.num_rows < chunk.num_rows:
+        copies = pc.sum(chunk.column(COPIES)).as_py() - (pc.sum(fresh.column(COPIES)).as_py() or 0)
+        tally.rows_in -= copies
+        tally.duplicates_collapsed -= copies - (chunk.num_rows - fresh.num_rows)
+    return fresh, settled
+
+
+class _RejectionsFile:
+    """The build's rejections, written to a Parquet file a few thousand at a time, and counted."""
+
+    def __init__(self, job: BatchJob, path: Path, *, buffered: int = 10_000) -> None:
+        self.job, self.path, self.buffered = job, path, buffered
+        self.count = 0
+        self.reasons: Counter[str] = Counter()
+        self._pending: list[Rejection] = []
+        self._writer = pq.ParquetWriter(path, FAILURE_SCHEMA, compression="zstd")
+
+    def add(self, rejection: Rejection) -> None:
+        self.count += 1
+        self.reasons[rejection.reason] += 1
+        self._pending.append(rejection)
+        if len(self._pending) >= self.buffered:
+            self._flush()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._flush()
+        self._writer.close()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._writer.write_table(rejections_table(self.job, self._pending))
+            self._pending = []
+
+
 def _check_lines_like_the_server(job: BatchJob, lines: Sequence[RequestLine]) -> None:
     """Apply the service's own per-line rules before paying for an upload."""
     breaks = check_lines((line.line for line in lines), job.endpoint)
@@ -127,16 +225,29 @@ def _check_lines_like_the_server(job: BatchJob, lines: Sequence[RequestLine]) ->
         )
 
 
+INDEX_SCHEMA = pa.schema(
+    [
+        ("shard", pa.int32()),
+        ("custom_id", pa.string()),
+        ("key", pa.string()),
+        ("row_date", pa.date32()),
+        ("request_fingerprint", pa.string()),
+        ("estimated_tokens", pa.int64()),
+    ]
+)
+
+
 def _index_table(lines: Sequence[RequestLine], shard: int) -> pa.Table:
     return pa.table(
-        {
-            "shard": pa.array([shard] * len(lines), pa.int32()),
-            "custom_id": pa.array([line.custom_id for line in lines], pa.string()),
-            "key": pa.array([line.key for line in lines], pa.string()),
-            "row_date": pa.array([line.row_date for line in lines], pa.date32()),
-            "request_fingerprint": pa.array([line.request_fingerprint for line in lines], pa.string()),
-            "estimated_tokens": pa.array([line.estimated_tokens for line in lines], pa.int64()),
-        }
+        [
+            [shard] * len(lines),
+            [line.custom_id for line in lines],
+            [line.key for line in lines],
+            [line.row_date for line in lines],
+            [line.request_fingerprint for line in lines],
+            [line.estimated_tokens for line in lines],
+        ],
+        schema=INDEX_SCHEMA,
     )
 
 

@@ -103,14 +103,22 @@ def iter_requests(
     ``rows`` must already be deduplicated. Only the columns the job reads are turned into Python
     objects, one slice at a time, so memory follows the slice, not the run.
     """
+    ordered = _in_custom_id_order(rows, job.key_column, job.endpoint_strategy.custom_id_pattern)
+    return iter_ordered_requests(job, ordered, answered, chunk_rows=chunk_rows)
+
+
+def iter_ordered_requests(
+    job: BatchJob, rows: pa.Table, answered: set[tuple[str, str]] | None = None, *, chunk_rows: int = 5_000
+) -> Iterator[RequestLine | Rejection]:
+    """Request lines (and rejections) of ``rows`` already deduplicated and in custom_id order
+    (rows without a key last), in that order; see :func:`iter_requests`."""
     strategy = job.endpoint_strategy
     limit = context_window(job.model) - strategy.output_token_reserve
     body_of = strategy.body_builder(job)
     url_prefix = b',"method":"POST","url":' + orjson.dumps(job.endpoint) + b',"body":'
     safe_id = strategy.custom_id_pattern
-    ordered = _in_custom_id_order(rows, job.key_column, safe_id)
-    columns = _columns_read(job, ordered.column_names)
-    for batch in ordered.select(columns).to_batches(max_chunksize=chunk_rows):
+    columns = _columns_read(job, rows.column_names)
+    for batch in rows.select(columns).to_batches(max_chunksize=chunk_rows):
         for row in batch.to_pylist():
             key, row_date = row[job.key_column], row[job.date_column]
             problem = _row_problem(job, row)

@@ -12,16 +12,16 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
 from llm_batch import capacity
 from llm_batch.backends import BatchBackend, batch_backend
 from llm_batch.budget import CostCeilingExceeded, over_ceiling
-from llm_batch.build import build_run
+from llm_batch.build import OpenWarehouse, build_run
+from llm_batch.collapsed_rows import CollapsedRows
 from llm_batch.collect import BatchFailedError, collect_shard
-from llm_batch.extract import extract_rows
+from llm_batch.extract import extract_batches
 from llm_batch.handoffs import (
     BuildSummary,
     BuiltRun,
@@ -36,13 +36,10 @@ from llm_batch.ledger import BatchLedger
 from llm_batch.load import load_run
 from llm_batch.report import report_run
 from llm_batch.run_window import RunWindow
-from llm_batch.settled import drop_superseded, settled_requests
 from llm_batch.submission import resubmit as resubmit_shard
 from llm_batch.submission import submission_of_batch as submission_of_batch_in
 from llm_batch.submission import submit_shard
-from llm_batch.warehouse import Warehouse, warehouse_for_conn_id
-
-OpenWarehouse = Callable[[], AbstractContextManager[Warehouse]]
+from llm_batch.warehouse import warehouse_for_conn_id
 
 
 @dataclass(frozen=True)
@@ -102,25 +99,28 @@ def build(
     run_id: str,
     connections: Connections | None = None,
 ) -> BuiltRun:
-    """Extract the window's rows, drop those already settled, build and shard the requests."""
+    """Extract the window's rows, drop those already settled, build and shard the requests.
+
+    The rows stream from the source into a scratch database on local disk, which collapses
+    them to one per key in custom_id order (``CollapsedRows``); the warehouse is then asked what
+    not to send one chunk of keys at a time. Memory stays flat however many rows the window has.
+    """
     connections = connections or Connections.of(job)
     backend = connections.backend()
     job = capacity.bounded(backend.job_for(job), backend)  # no shard over the enqueued-token limit
-    with connections.source() as source:
-        rows = extract_rows(job, window, source, row_limit=options.row_limit)
-    settled: set[tuple[str, str]] = set()
-    with connections.warehouse() as warehouse:
-        rows = drop_superseded(job, rows, warehouse)  # the latest version of a key wins
-        if not options.force:  # answered, or in flight in another run
-            settled = settled_requests(job, window, warehouse, rows=rows, run_id=run_id)
-    built = build_run(
-        job,
-        window,
-        rows,
-        settled,
-        dry_run=options.dry_run,
-        identity_salt=run_id if options.force else "",  # a forced run pays for fresh answers
-    )
+    with CollapsedRows(job) as rows:
+        with connections.source() as source:  # closed before the warehouse opens: it may be the same file
+            rows.add(extract_batches(job, window, source, row_limit=options.row_limit))
+        built = build_run(
+            job,
+            window,
+            rows,
+            warehouse=connections.warehouse,  # the latest version of a key wins
+            skip_settled=not options.force,  # answered, or in flight in another run
+            run_id=run_id,
+            dry_run=options.dry_run,
+            identity_salt=run_id if options.force else "",  # a forced run pays for fresh answers
+        )
     ceiling = job.max_cost_usd if options.max_cost_usd is None else options.max_cost_usd
     refusal = over_ceiling(built.summary, ceiling)
     if refusal is None:

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -34,15 +37,27 @@ def run_dir(root: ObjectStoragePath, job_name: str, interval_label: str, digest:
 
 def write_bytes(path: ObjectStoragePath, data: bytes) -> None:
     """Write whole or not at all: a reader never sees half a file after a crash."""
+    with _whole_or_nothing(path) as handle:
+        handle.write(data)
+
+
+def write_file(path: ObjectStoragePath, local: Path) -> None:
+    """Copy the local file ``local`` to ``path`` a block at a time, whole or not at all."""
+    with local.open("rb") as source, _whole_or_nothing(path) as handle:
+        shutil.copyfileobj(source, handle, 8 << 20)
+
+
+@contextmanager
+def _whole_or_nothing(path: ObjectStoragePath) -> Iterator[BinaryIO]:
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.protocol in ("file", "local", ""):
         partial = path.parent / f".{path.name}.{uuid.uuid4().hex}.partial"
         with partial.open("wb") as handle:
-            handle.write(data)
+            yield handle
         partial.rename(path)
     else:  # object stores publish an object only once its upload completes
         with path.open("wb") as handle:
-            handle.write(data)
+            yield handle
 
 
 def write_table(path: ObjectStoragePath, table: pa.Table) -> None:

@@ -33,7 +33,7 @@ def prepared(server, tmp_path):
     """(server, the job as Anthropic runs it, its one shard, the warehouse file)."""
     backend = AnthropicBatchBackend(client=anthropic_client(server))
     job = backend.job_for(sentiment_job(storage_url=(tmp_path / "files").as_uri(), model=MODEL))
-    (spec,) = build_run(job, WINDOW, generate_reviews(DAY, 1, per_day=(30, 30)), set()).shards
+    (spec,) = build_run(job, WINDOW, generate_reviews(DAY, 1, per_day=(30, 30))).shards
     return server, job, spec, tmp_path / "warehouse.duckdb"
 
 

@@ -114,7 +114,7 @@ def test_a_build_whose_lines_break_a_rule_fails_naming_the_row(tmp_path):
     rows = generate_reviews(DAY, 1, per_day=(5, 5))
     first = min(rows.column("review_id").to_pylist())
     with pytest.raises(ValueError, match=r"request lines break the Batch API's rules") as raised:
-        build_run(job, RunWindow(DAY, DAY + dt.timedelta(days=1)), rows, set())
+        build_run(job, RunWindow(DAY, DAY + dt.timedelta(days=1)), rows)
     message = str(raised.value)
     assert f"for key {first!r} (custom_id " in message
     assert message.endswith(

@@ -36,7 +36,7 @@ SUBMITTERS = 6
 def shard(start_server, tmp_path, open_warehouse):
     server = start_server()
     job = sentiment_job(storage_url=(tmp_path / "files").as_uri())
-    (spec,) = build_run(job, WINDOW, generate_reviews(DAY, 1, per_day=(30, 30)), set()).shards
+    (spec,) = build_run(job, WINDOW, generate_reviews(DAY, 1, per_day=(30, 30))).shards
     with open_warehouse() as warehouse:
         BatchLedger(warehouse)  # the ledger exists, as after any earlier run
     return server, job, spec

@@ -47,7 +47,7 @@ def backend(client) -> OpenAIBatchBackend:
 
 
 def built_shard(job, rows) -> ShardSpec:
-    built = build_run(job, WINDOW, rows, set())
+    built = build_run(job, WINDOW, rows)
     (spec,) = built.shards
     return spec
 
@@ -183,7 +183,7 @@ def test_each_shard_collects_only_its_own_requests(client, tmp_path, rows):
     from llm_batch.job import ShardLimits
 
     job = sentiment_job(storage_url=tmp_path.as_uri(), shard_limits=ShardLimits(max_requests=20))
-    specs = build_run(job, WINDOW, rows, set()).shards
+    specs = build_run(job, WINDOW, rows).shards
     assert len(specs) >= 2
     for spec in specs:
         outcome = collect_shard(

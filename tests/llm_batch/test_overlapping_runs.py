@@ -47,7 +47,7 @@ def runs(start_server, tmp_path, open_warehouse):
 
 def answerable(job, window: RunWindow = RANGE) -> int:
     """How many requests the window's rows make when nothing is answered yet."""
-    return build_run(job, window, SOURCE, set()).summary.requests
+    return build_run(job, window, SOURCE).summary.requests
 
 
 def finish(*runs: WindowRun) -> None:

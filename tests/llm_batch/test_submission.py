@@ -35,7 +35,7 @@ def setup(start_server, tmp_path):
     server = start_server()
     job = sentiment_job(storage_url=(tmp_path / "files").as_uri())
     rows = generate_reviews(DAY, 1, per_day=(30, 30))
-    built = build_run(job, WINDOW, rows, set())
+    built = build_run(job, WINDOW, rows)
     (spec,) = built.shards
     return server, job, spec, built.summary, tmp_path / "warehouse.duckdb"
 
@@ -156,8 +156,8 @@ def test_different_bytes_are_a_different_batch_and_forced_runs_pay_again(setup):
     server, job, spec, _, warehouse_path = setup
     other_model = sentiment_job(storage_url=job.storage_url, model="gpt-4.1-mini")
     rows = generate_reviews(DAY, 1, per_day=(30, 30))
-    (other,) = build_run(other_model, WINDOW, rows, set()).shards
-    (forced,) = build_run(job, WINDOW, rows, set(), identity_salt="manual__x").shards
+    (other,) = build_run(other_model, WINDOW, rows).shards
+    (forced,) = build_run(job, WINDOW, rows, identity_salt="manual__x").shards
     assert len({key_on(server, s) for s in (spec, other, forced)}) == 3
     with duckdb_warehouse(warehouse_path) as warehouse:
         ids = {

@@ -158,7 +158,7 @@ def old_run(start_server, tmp_path, monkeypatch):
         storage_url=(tmp_path / "files").as_uri(), output_schema=Sentiment, request_params={"temperature": 0}
     )
     built = build_run(
-        job, RunWindow(DAY, DAY + dt.timedelta(days=1)), generate_reviews(DAY, 1, per_day=(30, 30)), set()
+        job, RunWindow(DAY, DAY + dt.timedelta(days=1)), generate_reviews(DAY, 1, per_day=(30, 30))
     )
     (spec,) = built.shards
     assert spec.digest == OLD_SUBMITTED["spec"]["digest"]  # the same rows give the same bytes as before

@@ -48,6 +48,17 @@ class Warehouse(ABC):
         """Run a query and return its rows; ``:name`` in ``sql`` takes the value ``params[name]``."""
 
     @abstractmethod
+    def read_batches(
+        self, sql: str, params: dict[str, Any] | None = None, *, batch_rows: int
+    ) -> Iterator[pa.RecordBatch]:
+        """Run a query and yield its rows in batches of at most ``batch_rows``, typed as :meth:`read_arrow`
+        types them; an empty result yields one empty batch, so its columns are known.
+
+        For results larger than memory: only one batch is held at a time. Read the batches to their
+        end (or close the iterator) before the next statement on this warehouse.
+        """
+
+    @abstractmethod
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> int:
         """Run one statement and commit it (unless inside :meth:`transaction`); return its rowcount, or -1."""
 

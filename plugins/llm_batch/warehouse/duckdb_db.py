@@ -25,6 +25,11 @@ LOCK_WAIT_ENV = "LLM_BATCH_DUCKDB_LOCK_WAIT_SECONDS"
 DEFAULT_LOCK_WAIT_SECONDS = 300.0
 
 
+# DuckDB's memory limit while a stream of batches is read (restored after): room for a query's
+# own work, while the cache of blocks already read stays small.
+STREAM_MEMORY_LIMIT = "256MB"
+
+
 class DuckDBFileLocked(RuntimeError):
     """Another process held the DuckDB file for longer than this one would wait."""
 
@@ -95,6 +100,28 @@ class DuckDBWarehouse(Warehouse):
         query, values = bind_named_params(sql, params, self.dialect)
         # con.sql hands Arrow the result without the extra copy of a DB-API cursor.
         return self._connection().sql(query, params=values).to_arrow_table()
+
+    def read_batches(
+        self, sql: str, params: dict[str, Any] | None = None, *, batch_rows: int
+    ) -> Iterator[pa.RecordBatch]:
+        query, values = bind_named_params(sql, params, self.dialect)
+        # A cursor of its own, so a statement run on this warehouse meanwhile cannot cut the stream short.
+        with self._connection().cursor() as cursor:
+            # DuckDB keeps the file's blocks it has read cached up to its memory limit (most of the
+            # machine's memory by default): a stream over a large table would hold all of it.
+            ((limit,),) = cursor.execute("SELECT current_setting('memory_limit')").fetchall()
+            cursor.execute(f"SET memory_limit = '{STREAM_MEMORY_LIMIT}'").fetchall()
+            try:
+                reader = cursor.sql(query, params=values).to_arrow_reader(batch_rows)
+                empty = True
+                for batch in reader:
+                    if batch.num_rows:
+                        empty = False
+                        yield batch
+                if empty:
+                    yield pa.RecordBatch.from_pylist([], schema=reader.schema)
+            finally:
+                cursor.execute(f"SET memory_limit = '{limit}'").fetchall()
 
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> int:
         query, values = bind_named_params(sql, params, self.dialect)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
@@ -81,6 +82,29 @@ class PostgresWarehouse(Warehouse):
             for values, column in zip(columns, description, strict=True)
         ]
         return pa.Table.from_arrays(arrays, names=[column.name for column in description])
+
+    def read_batches(
+        self, sql: str, params: dict[str, Any] | None = None, *, batch_rows: int
+    ) -> Iterator[pa.RecordBatch]:
+        query, values = bind_named_params(sql, params, self.dialect)
+        conn = self._connection()
+        # A server-side cursor: the server keeps the result and sends it a batch at a time.
+        with self._transaction() as plain, conn.cursor(name=f"llm_batch_{uuid.uuid4().hex}") as cur:
+            # Plan it as read_arrow's query is planned, for all its rows rather than the first few.
+            plain.execute("SET LOCAL cursor_tuple_fraction = 1")
+            cur.execute(query, values)
+            if cur.description is None:
+                raise ValueError("read_batches needs a statement that returns rows")
+            names = [column.name for column in cur.description]
+            types = [ARROW_TYPE_BY_OID.get(column.type_code) for column in cur.description]
+            empty = True
+            while records := cur.fetchmany(batch_rows):
+                empty = False
+                columns = zip(*records, strict=True)
+                arrays = [pa.array(values, type=type_) for values, type_ in zip(columns, types, strict=True)]
+                yield pa.RecordBatch.from_arrays(arrays, names=names)
+            if empty:
+                yield pa.RecordBatch.from_arrays([pa.array([], type=t) for t in types], names=names)
 
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> int:
         query, values = bind_named_params(sql, params, self.dialect)

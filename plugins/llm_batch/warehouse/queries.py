@@ -41,11 +41,13 @@ def read_source(
     *,
     order_by: str,
     limit: int | None = None,
-) -> pa.Table:
-    """Rows of a source query; with ``limit``, the first by ``order_by``, the same ones every time."""
+    batch_rows: int,
+) -> Iterator[pa.RecordBatch]:
+    """Rows of a source query, ``batch_rows`` at a time; with ``limit``, the first by ``order_by``,
+    the same ones every time."""
     if limit:
         sql = f"SELECT * FROM ({sql}) AS source_rows ORDER BY {quote_ident(order_by)} LIMIT {int(limit)}"
-    return warehouse.read_arrow(sql, params)
+    return warehouse.read_batches(sql, params, batch_rows=batch_rows)
 
 
 # Results and failures ---------------------------------------------------------------------------
