@@ -26,11 +26,11 @@ lint: venv
 	$(BIN)/ruff format --check .
 	PYTHONPATH=.:plugins $(BIN)/lint-imports --no-cache --no-logo
 
-# Two test processes: most of the suite waits on servers and Airflow, so both cores stay busy. A
-# module sharing one running stack (an xdist_group) stays in one process.
+# Two test processes: most of the suite waits on servers and Airflow, so both cores stay busy. The
+# tests of one file stay in one process, so a module's running stack is started once.
 TEST_WORKERS ?= 2
 test: venv lint chromium
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # The browser tests drive Debian's chromium (never a downloaded browser build).
 chromium:

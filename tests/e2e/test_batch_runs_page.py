@@ -18,7 +18,7 @@ import pytest
 
 from tests.e2e.conftest import DAG_ID, PROJECT, TODAY
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800), pytest.mark.xdist_group("batch_runs_page_stack")]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = PROJECT / ".local" / "artifacts" / "e2e"

@@ -26,7 +26,6 @@ from tests.e2e.worker_queues.airflow_local_settings import BUILD_QUEUE, REST_QUE
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.xdist_group("celery_s3_stack"),
     pytest.mark.needs_postgres,
     pytest.mark.timeout(1200),
     pytest.mark.skipif(

@@ -15,7 +15,6 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.needs_postgres,
     pytest.mark.timeout(1800),
-    pytest.mark.xdist_group("celery_stack"),
 ]
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from tests.e2e.conftest import ANTHROPIC_DAG_ID, DAG_ID, TODAY
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800), pytest.mark.xdist_group("local_stack")]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
 def days_ago(n: int) -> dt.date:

@@ -14,7 +14,7 @@ import pytest
 
 from tests.peers.dags.peer_batches import REQUESTS
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("peers")]
+pytestmark = [pytest.mark.slow]
 
 CUSTOM_IDS = sorted(f"review-{i}" for i in range(REQUESTS))
 NO_COUNTS = {"succeeded": 0, "errored": 0, "invalid_output": 0, "expired": 0, "cancelled": 0, "missing": 0}
