@@ -138,6 +138,9 @@ def build_batch_dag(
         default_args={"retries": retries, "retry_delay": dt.timedelta(seconds=retry_delay_seconds)},
         doc_md=f"Batch job `{job.name}`: `{job.endpoint}` with `{job.model}` into `{job.target_table}`.\n"
         + RUN_PARAMS_DOC,
+        # Found as the DAG file's global: a file that imports another DAG file (to reuse its job)
+        # must not register that file's DAG as its own, under the same dag_id.
+        auto_register=False,
     )
     pool = {"pool": job.warehouse_pool} if job.warehouse_pool else {}
     # Deployments (and the demo) may poll faster or slower than the job declares.

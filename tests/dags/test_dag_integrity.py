@@ -50,6 +50,24 @@ def test_dag_file_parses_fast_without_touching_anything(path, tmp_path):
     )
 
 
+def test_a_dag_file_reusing_another_files_job_holds_only_its_own_dag(tmp_path):
+    """Importing a DAG file for its job must not make its DAG the importer's too: two files
+    would then define one dag_id, and which one runs would be left to chance."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    (tmp_path / "reused.py").write_text(
+        "# An Airflow DAG file (the DAG bag reads only files that say so).\n"
+        "import dataclasses\n"
+        "from dags.review_sentiment import JOB\n"
+        "from llm_batch.dag_factory import build_batch_dag\n"
+        "dag = build_batch_dag(dataclasses.replace(JOB, name='reused_sentiment'))\n"
+    )
+    bag = DagBag(dag_folder=str(tmp_path))
+
+    assert bag.import_errors == {}
+    assert set(bag.dag_ids) == {"reused_sentiment"}
+
+
 def test_the_standard_tasks_are_wired_for_every_round(dagbag):
     dag = dagbag.dags["review_sentiment"]
     ids = set(dag.task_ids)
