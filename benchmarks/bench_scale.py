@@ -4,9 +4,13 @@ For each of ``--sizes`` source rows (default 200,000, 1,000,000 and 5,000,000 sa
 one day in a DuckDB source, 1 % of them older versions of a key), it runs the steps a DAG run
 runs, each as a worker runs it, in a process of its own:
 
-    extract+build -> submit (every shard) -> wait (the local server answers) -> collect -> load
+    extract+build -> submit (a process per shard) -> wait (the local server answers)
+    -> collect (a process per shard) -> load
 
-and prints, per step, the wall time, the process's peak RSS and rows/s; for the wait, the server's
+and prints, per step, the wall time, the process's peak RSS and rows/s (for submit and collect,
+a process per shard, forked one after another from an interpreter that has imported the library,
+as a worker forks a task: the summed time and the largest peak, since in a DAG each shard is a
+task of its own); for the wait, the server's
 CPU seconds from the first upload to the last answer. Then the growth between sizes: seconds per row and peak RSS per step, each as a ratio
 to the smallest size (flat per-row cost reads 1.00x; peak RSS that does not grow reads ~1.00x).
 
@@ -102,6 +106,11 @@ class Setting:
     def read(self, name: str) -> Any:
         return json.loads(self.path(name).read_text())
 
+    def read_shards(self, prefix: str) -> list[Any]:
+        """What each shard's process wrote as ``{prefix}-{shard}.json``, in shard order."""
+        paths = sorted(Path(self.work).glob(f"{prefix}-*.json"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
+        return [json.loads(path.read_text()) for path in paths]
+
     def write(self, name: str, value: Any) -> None:
         self.path(name).write_text(json.dumps(value, default=str))
 
@@ -109,7 +118,7 @@ class Setting:
 # --- the steps, one per process ----------------------------------------------------------------------
 
 
-def run_step(step: str, setting: Setting) -> None:
+def run_step(step: str, setting: Setting, shard: int | None) -> None:
     job, connections, run_id = setting.job, setting.connections, "bench_scale"
     if step == "extract+build":
         built = steps.build(job, WINDOW, steps.RunOptions(), run_id=run_id, connections=connections)
@@ -117,12 +126,12 @@ def run_step(step: str, setting: Setting) -> None:
             "built.json", {"summary": built.summary.to_xcom(), "shards": [s.to_xcom() for s in built.shards]}
         )
     elif step == "submit":
-        specs = [ShardSpec.from_xcom(s) for s in setting.read("built.json")["shards"]]
-        submitted = [steps.submit(job, spec, run_id=run_id, connections=connections) for spec in specs]
-        setting.write("submitted.json", [s.to_xcom() for s in submitted])
+        spec = ShardSpec.from_xcom(setting.read("built.json")["shards"][shard])
+        submitted = steps.submit(job, spec, run_id=run_id, connections=connections)
+        setting.write(f"submitted-{shard}.json", submitted.to_xcom())
     elif step == "wait":
         backend = connections.backend()
-        pending = {s["batch_id"] for s in setting.read("submitted.json") if s["batch_id"]}
+        pending = {s["batch_id"] for s in setting.read_shards("submitted") if s["batch_id"]}
         states: dict[str, Any] = {}
         while pending:
             for batch_id in sorted(pending):
@@ -133,19 +142,15 @@ def run_step(step: str, setting: Setting) -> None:
             time.sleep(0.5 if pending else 0)
         setting.write("waited.json", states)
     elif step == "collect":
-        states = setting.read("waited.json")
-        outcomes = []
-        for data in setting.read("submitted.json"):
-            submission = Submission.from_xcom(data)
-            if submission.batch_id is None:
-                continue
-            state = states[submission.batch_id]
+        submission = Submission.from_xcom(setting.read(f"submitted-{shard}.json"))
+        if submission.batch_id is not None:
+            state = setting.read("waited.json")[submission.batch_id]
             assert BatchState.from_summary(state).is_terminal
-            outcomes.append(steps.collect(job, submission, state, connections=connections).to_xcom())
-        setting.write("collected.json", outcomes)
+            outcome = steps.collect(job, submission, state, connections=connections)
+            setting.write(f"collected-{shard}.json", outcome.to_xcom())
     elif step == "load":
         summary = BuildSummary.from_xcom(setting.read("built.json")["summary"])
-        outcomes = [ShardOutcome.from_xcom(o) for o in setting.read("collected.json")]
+        outcomes = [ShardOutcome.from_xcom(o) for o in setting.read_shards("collected")]
         counts = steps.load(job, WINDOW, summary, outcomes, logical_date=DAY, connections=connections)
         setting.write("loaded.json", counts.to_xcom())
     else:
@@ -158,8 +163,16 @@ class Measured:
     peak_rss_mb: float
 
 
+PER_SHARD_STEPS = ("submit", "collect")  # mapped over the shards in a DAG: a task, so a process, each
+
+
 def measure_step(step: str, setting: Setting) -> Measured:
-    """Run ``step`` in a fresh interpreter and read its own peak RSS from the kernel (``wait4``)."""
+    """Run ``step`` in a fresh interpreter and read its own peak RSS from the kernel (``wait4``).
+
+    A mapped step runs each shard in a process forked from one interpreter that has imported the
+    library, as an Airflow worker forks a task's process: the shards' summed time and their
+    largest peak, without paying the imports once per shard.
+    """
     setting.write("setting.json", dataclasses.asdict(setting))
     command = [sys.executable, __file__, "--step", step, "--work", setting.work]
     env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'plugins'}"}
@@ -170,7 +183,35 @@ def measure_step(step: str, setting: Setting) -> Measured:
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise SystemExit(f"step {step} exited {process.returncode}")
+    if step in PER_SHARD_STEPS:
+        return Measured(**setting.read(f"{step}-measured.json"))
     return Measured(seconds, usage.ru_maxrss / 1024)
+
+
+def run_shards_forked(step: str, setting: Setting) -> None:
+    """Run ``step`` for each shard in a child forked from this process; write the children's figures."""
+    each = []
+    for shard in range(len(setting.read("built.json")["shards"])):
+        started = time.perf_counter()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                run_step(step, setting, shard)
+            except BaseException:
+                logging.getLogger(__name__).exception("shard %d", shard)
+                os._exit(1)
+            os._exit(0)
+        _, status, usage = os.wait4(pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"step {step}, shard {shard}: exited {os.waitstatus_to_exitcode(status)}")
+        each.append(Measured(time.perf_counter() - started, usage.ru_maxrss / 1024))
+    setting.write(
+        f"{step}-measured.json",
+        {
+            "seconds": sum(m.seconds for m in each),
+            "peak_rss_mb": max((m.peak_rss_mb for m in each), default=0.0),
+        },
+    )
 
 
 def server_cpu_seconds(pid: int) -> float:
@@ -328,7 +369,11 @@ def main() -> None:
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     if args.step:
-        run_step(args.step, Setting(**json.loads((args.work / "setting.json").read_text())))
+        setting = Setting(**json.loads((args.work / "setting.json").read_text()))
+        if args.step in PER_SHARD_STEPS:
+            run_shards_forked(args.step, setting)
+        else:
+            run_step(args.step, setting, None)
         return
 
     print(f"bench_scale: sizes {', '.join(f'{n:,}' for n in args.sizes)}; warehouse {args.warehouse}")
