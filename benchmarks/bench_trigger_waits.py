@@ -245,7 +245,7 @@ async def run_ours(stub: Stub, args: argparse.Namespace, waits: int) -> Result:
 
     try:
         return await measure(
-            "llm_batch BatchTrigger (async, shared client)",
+            "llm_batch BatchTrigger (async, shared reader)",
             lambda i: BatchTrigger(batch_id=f"batch_{i:05d}", poll_interval=args.poll_interval),
             waits,
             stub=stub,

@@ -12,11 +12,12 @@ import time
 
 import pytest
 from airflow.providers.openai.hooks.openai import OpenAIHook
-from openai.resources.batches import AsyncBatches
 
-from llm_batch.backends import CredentialsRejected
+from llm_batch.backends import BackendError, CredentialsRejected
+from llm_batch.backends.azure_backend import DEFAULT_API_VERSION as AZURE_API_VERSION
 from llm_batch.backends.openai_backend import TRIGGER_POOL_CONNECTIONS, OpenAIBatchBackend
 from llm_batch.backends.shared_clients import close_shared_async_clients, shared_async_clients
+from llm_batch.backends.status_reader import StatusReader
 from llm_batch.triggers import BatchTrigger
 from local_batch_api.faults import METADATA_KEY
 from tests.batch_server import anthropic_client, wait_for_batch
@@ -59,6 +60,10 @@ async def first_event(trigger: BatchTrigger, timeout: float = 30.0) -> dict:
             return (await anext(events)).payload
     finally:
         await events.aclose()
+
+
+def status_readers() -> list[StatusReader]:
+    return [c for c in shared_async_clients().values() if isinstance(c, StatusReader)]
 
 
 def fast_trigger(batch_id: str, **kwargs) -> BatchTrigger:
@@ -165,14 +170,14 @@ async def test_a_rotated_key_is_picked_up_after_a_401(shared_server, use_server)
     batch = create_batch(client, lines=1)
     use_server(shared_server, api_key="sk-old-key-0123456789")
     with pytest.raises(CredentialsRejected):
-        await OpenAIBatchBackend().aretrieve(batch.id)  # the loop's shared client now holds the old key
-    (stale,) = shared_async_clients().values()
+        await OpenAIBatchBackend().aretrieve(batch.id)  # the loop's shared reader now holds the old key
+    (stale,) = status_readers()
     use_server(shared_server)  # the connection now holds the new key
 
     event = await first_event(fast_trigger(batch.id))
 
     assert event["status"] == "terminal"
-    (fresh,) = shared_async_clients().values()
+    (fresh,) = status_readers()
     assert fresh is not stale
 
 
@@ -180,14 +185,14 @@ async def test_progress_is_logged_only_when_it_changes(shared_server, use_server
     client = use_server(shared_server)
     batch = create_batch(client, lines=3, stall_finalizing_seconds=0.6)
     polls = 0
-    retrieve = AsyncBatches.retrieve
+    get_json = StatusReader.get_json
 
-    async def counting_retrieve(self, *args, **kwargs):
+    async def counting_get_json(self, *args, **kwargs):
         nonlocal polls
         polls += 1
-        return await retrieve(self, *args, **kwargs)
+        return await get_json(self, *args, **kwargs)
 
-    monkeypatch.setattr(AsyncBatches, "retrieve", counting_retrieve)
+    monkeypatch.setattr(StatusReader, "get_json", counting_get_json)
     caplog.set_level(logging.INFO)
 
     await first_event(fast_trigger(batch.id))
@@ -200,8 +205,8 @@ async def test_progress_is_logged_only_when_it_changes(shared_server, use_server
         rf"Batch {batch.id} is completed: 3 of 3 done \(100%; 3 completed, 0 failed\), 0m 0\ds since created",
         progress[-1],
     ), progress[-1]
-    # The SDK's own "HTTP Request: GET ..." line at each poll says nothing a user needs.
-    assert "HTTP Request" not in caplog.text
+    # No line per poll (as the SDK's "HTTP Request: GET ..."): it says nothing a user needs.
+    assert "GET" not in caplog.text
 
 
 def test_serialize_round_trip_carries_no_secrets():
@@ -278,13 +283,56 @@ async def test_triggers_on_one_loop_share_one_client(shared_server, use_server, 
     monkeypatch.setattr(OpenAIHook, "aget_conn", counting_aget_conn)
 
     events = await asyncio.gather(*(first_event(fast_trigger(batch.id)) for _ in range(20)))
-    (shared,) = shared_async_clients().values()
+    (shared,) = [c for c in shared_async_clients().values() if not isinstance(c, StatusReader)]
+    (reader,) = status_readers()
 
     assert len(built) == 1
     assert all(e["status"] == "terminal" for e in events)
     assert shared.max_retries == 0  # our retries, not the SDK's
-    # One bounded connection pool for every wait of the loop (the SDK's default holds up to 1,000).
+    # One bounded connection pool for every cancel of the loop (the SDK's default holds up to 1,000).
     assert shared._client._transport._pool._max_connections == TRIGGER_POOL_CONNECTIONS
+    # The looks go through one reader, sending what the SDK client sends.
+    assert reader.base_url == str(shared.base_url)
+
+
+async def test_a_batch_is_waited_for_through_an_azure_connection(shared_server, monkeypatch):
+    # The Azure dialect of the server refuses a look without the api-key header or the api-version query.
+    root = shared_server.base_url.removesuffix("/").removesuffix("/v1")
+    connection = {
+        "conn_type": "openai",
+        "host": root,
+        "password": shared_server.api_key,
+        "extra": {"api_version": AZURE_API_VERSION},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_AZURE", json.dumps(connection))
+    client = shared_server.client()
+    batch = wait_for_batch(client, create_batch(client, lines=2).id)
+
+    event = await first_event(fast_trigger(batch.id, conn_id="azure"))
+
+    assert event["status"] == "terminal"
+    assert event["batch"]["id"] == batch.id and event["batch"]["request_counts"]["completed"] == 2
+    (reader,) = status_readers()
+    assert reader.base_url == f"{root}/openai/"
+
+
+async def test_a_look_answered_with_no_json_fails_naming_the_answer(unused_tcp_port):
+    async def not_json(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nContent-Type: text/html\r\n\r\n<html>oops")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(not_json, "127.0.0.1", unused_tcp_port)
+    reader = StatusReader(f"http://127.0.0.1:{unused_tcp_port}/v1", {"Authorization": "Bearer k"}, {})
+    try:
+        with pytest.raises(BackendError, match="not JSON") as caught:
+            await reader.get_json("batches/batch_x", timeout=5)
+    finally:
+        await reader.close()
+        server.close()
+
+    assert caught.value.status_code == 200 and not caught.value.retryable
 
 
 async def test_a_message_batch_is_waited_for_through_an_anthropic_connection(shared_server, monkeypatch):

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import anthropic
 import orjson
 from anthropic import Anthropic, AsyncAnthropic
+from anthropic.types.messages import MessageBatch
 
 from llm_batch.backends.base import BatchBackend
 from llm_batch.backends.errors import (
@@ -51,6 +52,7 @@ from llm_batch.backends.retry import (
     create_once,
 )
 from llm_batch.backends.shared_clients import discard_shared_async_client, shared_async_client
+from llm_batch.backends.status_reader import StatusReader, discard_status_reader, shared_status_reader
 from llm_batch.clock import utcnow
 from llm_batch.endpoints import CHAT, MESSAGES, RESPONSES
 from llm_batch.retryable import PermanentError
@@ -106,6 +108,7 @@ class AnthropicBatchBackend(BatchBackend):
         self._given_async_client = async_client
         self._async_key = f"{self.name}:{conn_id}"
         self._async_client: AsyncAnthropic | None = None
+        self._reader: StatusReader | None = None
 
     def job_for(self, job: BatchJob) -> BatchJob:
         if job.endpoint in (CHAT, RESPONSES):
@@ -264,13 +267,20 @@ class AnthropicBatchBackend(BatchBackend):
         conn = await get_async_connection(self.conn_id)
         return AsyncAnthropic(**anthropic_client_kwargs(conn, await get_async_extra_dejson(conn)))
 
+    async def _status_reader(self) -> StatusReader:
+        self._reader = await shared_status_reader(self._async_key, self._shared)
+        return self._reader
+
     async def aconnect(self) -> None:
-        await self._shared()
+        await self._status_reader()
 
     async def aretrieve(self, batch_id: str, *, timeout: float | None = None) -> BatchState:
-        client = await self._shared()
-        with _translated():
-            return batch_state(await client.messages.batches.retrieve(batch_id, **_timeout(timeout)))
+        reader = await self._status_reader()
+        return batch_state(
+            MessageBatch.construct(
+                **await reader.get_json(f"v1/messages/batches/{batch_id}", timeout=timeout)
+            )
+        )
 
     async def acancel(self, batch_id: str, *, retry: RetryPolicy, timeout: float | None = None) -> BatchState:
         async def cancel_once() -> BatchState:
@@ -286,6 +296,9 @@ class AnthropicBatchBackend(BatchBackend):
         if self._async_client is not None:
             discard_shared_async_client(self._async_key, self._async_client)
             self._async_client = None
+        if self._reader is not None:
+            await discard_status_reader(self._async_key, self._reader)
+            self._reader = None
 
 
 def anthropic_client_kwargs(conn: Any, extras: Mapping[str, Any]) -> dict[str, Any]:

@@ -103,7 +103,7 @@ class BatchBackend(ABC):
 
     @abstractmethod
     async def aconnect(self) -> None:
-        """Make the loop's shared client ready.
+        """Make the loop's shared status reader (and the SDK client it is made from) ready.
 
         Called before a wait's first poll: a thousand waits that start together then queue
         once behind the client's creation, before their polls are spread out, not after.
@@ -111,7 +111,7 @@ class BatchBackend(ABC):
 
     @abstractmethod
     async def aretrieve(self, batch_id: str, *, timeout: float | None = None) -> BatchState:
-        """:meth:`retrieve` on the event loop, through the loop's shared client."""
+        """:meth:`retrieve` on the event loop: one GET through the loop's shared ``StatusReader``."""
 
     @abstractmethod
     async def acancel(self, batch_id: str, *, retry: RetryPolicy, timeout: float | None = None) -> BatchState:
@@ -119,7 +119,7 @@ class BatchBackend(ABC):
 
     @abstractmethod
     async def arefresh_credentials(self) -> None:
-        """:meth:`refresh_credentials` for the loop's shared client."""
+        """:meth:`refresh_credentials` for the loop's shared client and status reader."""
 
     def close(self) -> None:  # noqa: B027 - backends without a pool of their own have nothing to close
         """Release the worker-side client's connection pool."""

@@ -84,15 +84,19 @@ class translated_errors:  # lower case: read as a context manager, like contextl
     def backend_error(self, exc: BaseException) -> BackendError:
         if not isinstance(exc, self.status_error):
             return BackendError(f"{type(exc).__name__}: {exc}")
-        status = exc.status_code
-        kind = {401: CredentialsRejected, 404: BatchNotFound}.get(status, BackendError)
-        if self.cancelling and status == 409:
-            kind = BatchAlreadyEnded
-        return kind(
-            f"{type(exc).__name__} {status}: {exc.message}",
-            status_code=status,
-            retry_after=retry_after_seconds(exc.response.headers),
+        return http_error(
+            type(exc).__name__, exc.status_code, exc.message, exc.response.headers, cancelling=self.cancelling
         )
+
+
+def http_error(
+    name: str, status: int, message: str, headers: Mapping[str, str], *, cancelling: bool = False
+) -> BackendError:
+    """The error of an HTTP answer with status ``status``: 401 and 404 typed, a cancel's 409 too."""
+    kind = {401: CredentialsRejected, 404: BatchNotFound}.get(status, BackendError)
+    if cancelling and status == 409:
+        kind = BatchAlreadyEnded
+    return kind(f"{name} {status}: {message}", status_code=status, retry_after=retry_after_seconds(headers))
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:

@@ -20,6 +20,7 @@ import openai
 import orjson
 from airflow.providers.openai.hooks.openai import OpenAIHook
 from openai import AsyncOpenAI, OpenAI
+from openai.types import Batch
 
 from llm_batch.backends.base import BatchBackend
 from llm_batch.backends.errors import (
@@ -49,6 +50,7 @@ from llm_batch.backends.retry import (
     create_once,
 )
 from llm_batch.backends.shared_clients import discard_shared_async_client, shared_async_client
+from llm_batch.backends.status_reader import StatusReader, discard_status_reader, shared_status_reader
 from llm_batch.clock import utcnow
 
 log = logging.getLogger(__name__)
@@ -59,10 +61,9 @@ METADATA_GENERATION = "llm_batch_generation"
 ORPHAN_SCAN_LIMIT = 500  # the list has no server-side filter: bound the scan of an account's history
 CLOCK_SLACK = dt.timedelta(minutes=10)  # the service's clock against ours
 UPLOAD_RETRY = RetryPolicy(tries=3, base=1.0, cap=30.0)
-# The shared async client's connections. httpcore walks every connection of its pool, probing
-# the idle ones' sockets, each time a request starts or ends: with the SDK's default of up to
-# 1,000 connections that walk, not the polls, took the triggerer's loop at 1,000 waits (lag p99
-# of seconds). 64 connections carry 640 polls/s at 100 ms a poll; more queue for a free one.
+# The shared async client's connections. On the triggerer it cancels batches (looks go through
+# ``status_reader``); bounded because httpcore walks every connection of its pool, probing the idle
+# ones' sockets, each time a request starts or ends (the SDK's default allows 1,000).
 TRIGGER_POOL_CONNECTIONS = 64
 _LINE_OUTCOMES = {"batch_expired": LineOutcome.EXPIRED, "batch_cancelled": LineOutcome.CANCELLED}
 
@@ -81,6 +82,7 @@ class OpenAIBatchBackend(BatchBackend):
         self._client = client.with_options(max_retries=0) if client is not None else None
         self._async_key = f"{self.name}:{conn_id}"
         self._async_client: AsyncOpenAI | None = None
+        self._reader: StatusReader | None = None
 
     # --- worker side -------------------------------------------------------------------------
 
@@ -221,13 +223,16 @@ class OpenAIBatchBackend(BatchBackend):
         # The built client has not connected yet: swapping its HTTP client leaves nothing open.
         return built.with_options(max_retries=0, http_client=openai.DefaultAsyncHttpxClient(limits=limits))
 
+    async def _status_reader(self) -> StatusReader:
+        self._reader = await shared_status_reader(self._async_key, self._shared)
+        return self._reader
+
     async def aconnect(self) -> None:
-        await self._shared()
+        await self._status_reader()
 
     async def aretrieve(self, batch_id: str, *, timeout: float | None = None) -> BatchState:
-        client = await self._shared()
-        with _translated():
-            return batch_state(await client.batches.retrieve(batch_id, **_timeout(timeout)))
+        reader = await self._status_reader()
+        return batch_state(Batch.construct(**await reader.get_json(f"batches/{batch_id}", timeout=timeout)))
 
     async def acancel(self, batch_id: str, *, retry: RetryPolicy, timeout: float | None = None) -> BatchState:
         async def cancel_once() -> BatchState:
@@ -241,6 +246,9 @@ class OpenAIBatchBackend(BatchBackend):
         if self._async_client is not None:
             discard_shared_async_client(self._async_key, self._async_client)
             self._async_client = None
+        if self._reader is not None:
+            await discard_status_reader(self._async_key, self._reader)
+            self._reader = None
 
 
 def batch_state(batch: Any) -> BatchState:

@@ -15,7 +15,9 @@ from typing import Any, TypeVar
 C = TypeVar("C")
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Any]] = weakref.WeakKeyDictionary()
-_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 async def shared_async_client(key: str, build: Callable[[], Awaitable[C]]) -> C:
@@ -24,7 +26,8 @@ async def shared_async_client(key: str, build: Callable[[], Awaitable[C]]) -> C:
     clients = _clients.setdefault(loop, {})
     if (client := clients.get(key)) is not None:
         return client
-    async with _locks.setdefault(loop, asyncio.Lock()):
+    # A lock per key: one client's build may need another's (a status reader is made from its SDK client).
+    async with _locks.setdefault(loop, {}).setdefault(key, asyncio.Lock()):
         if (client := clients.get(key)) is None:
             client = clients[key] = await build()
     return client
