@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from llm_batch.batch_rules import LinesBreakBatchRules, check_lines
-from llm_batch.collapsed_rows import COPIES, OLDEST_ROW_DATE, CollapsedRows
+from llm_batch.collapsed_rows import COPIES, CollapsedRows
 from llm_batch.digests import content_digest
 from llm_batch.handoffs import BuildSummary, BuiltRun, ShardSpec
 from llm_batch.job import BatchJob
@@ -168,11 +168,15 @@ def _unsettled(
     run_id: str | None,
     tally: _Tally,
 ) -> tuple[pa.Table, set[tuple[str, str]]]:
-    """The chunk's rows whose key has no newer version stored, and the requests not to send of them."""
+    """The chunk's rows whose key has no newer version stored, and the requests not to send of them.
+
+    A kept row is the version of its key this run would send, so it alone is compared with the
+    stored answer: older rows of the key in the window never hide a newer one.
+    """
     if open_warehouse is None:
         return chunk, set()
     with open_warehouse() as warehouse:
-        fresh = drop_superseded(job, chunk, warehouse, row_dates=chunk.column(OLDEST_ROW_DATE))
+        fresh = drop_superseded(job, chunk, warehouse)
         settled = (
             settled_requests(job, window, warehouse, rows=fresh, run_id=run_id) if skip_settled else set()
         )

@@ -22,12 +22,10 @@ from llm_batch.request_lines import custom_id_for
 from llm_batch.warehouse.identifiers import quote_ident
 
 # Columns the rows carry besides their own. Arrival: the row's place in the source's order, which
-# breaks ties. Copies: how many source rows share the row's key (1 for a null key). Oldest row
-# date: the earliest row date among them, which decides whether a stored answer supersedes the key.
+# breaks ties. Copies: how many source rows share the row's key (1 for a null key).
 ARRIVAL = "__llm_batch_arrival"
 CUSTOM_ID = "__llm_batch_custom_id"
 COPIES = "__llm_batch_copies"
-OLDEST_ROW_DATE = "__llm_batch_oldest_row_date"
 
 MEMORY_LIMIT = "256MB"  # DuckDB's own buffers; beyond them it spills to the temporary directory
 CHUNK_ROWS = 50_000
@@ -118,7 +116,7 @@ class CollapsedRows:
 
     def chunks(self) -> Iterator[pa.Table]:
         """The kept rows in custom_id order (rows without a key last, in arrival order), typed as added,
-        with the columns ``COPIES`` and ``OLDEST_ROW_DATE``; ``chunk_rows`` at a time.
+        with the column ``COPIES``; ``chunk_rows`` at a time.
 
         Sorted a range of custom_ids at a time: DuckDB's sort of wide rows needs memory that grows
         with the rows sorted (5M sample reviews ran out of 256 MB), a range's stays bounded.
@@ -164,7 +162,6 @@ class CollapsedRows:
         if self._schema is None or _exists(con, "kept_rows"):
             return
         key = quote_ident(self.job.key_column)
-        day = quote_ident(self.job.date_column)
         order = self.job.dedupe_order_column
         # Arrow's sort, which the in-memory build used, puts nulls last in either direction.
         newest_first = f"{quote_ident(order)} DESC NULLS LAST, " if order else ""
@@ -172,17 +169,14 @@ class CollapsedRows:
             f"CREATE TABLE kept_rows AS SELECT * EXCLUDE (__llm_batch_rank) REPLACE ("
             f"CASE WHEN {key} IS NULL THEN 1 ELSE {COPIES} END AS {COPIES}) FROM ("
             f"SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY {newest_first}{ARRIVAL} DESC) AS __llm_batch_rank, "
-            f"count(*) OVER (PARTITION BY {key}) AS {COPIES}, "
-            f"min({day}) OVER (PARTITION BY {key}) AS {OLDEST_ROW_DATE} "
+            f"count(*) OVER (PARTITION BY {key}) AS {COPIES} "
             f"FROM source_rows) WHERE __llm_batch_rank = 1 OR {key} IS NULL"
         ).fetchall()
 
     def _as_added(self, chunk: pa.Table) -> pa.Table:
         """The source's columns typed as they came (a time zone, say, survives the round trip)."""
         assert self._schema is not None
-        day = self._schema.field(self.job.date_column)
-        fields = [*self._schema, pa.field(OLDEST_ROW_DATE, day.type)]
-        for field in fields:
+        for field in self._schema:
             index = chunk.schema.get_field_index(field.name)
             if chunk.schema.field(index).type != field.type:
                 chunk = chunk.set_column(index, field, chunk.column(index).cast(field.type))

@@ -39,18 +39,14 @@ def settled_requests(
     return settled | inflight.taken_requests(warehouse, job.name, keys=keys, run_id=run_id)
 
 
-def drop_superseded(
-    job: BatchJob, rows: pa.Table, warehouse: Warehouse, *, row_dates: pa.ChunkedArray | None = None
-) -> pa.Table:
-    """The rows whose key has no newer version (by row date) stored already.
+def drop_superseded(job: BatchJob, rows: pa.Table, warehouse: Warehouse) -> pa.Table:
+    """The rows whose key has no newer version (by row date) stored already; one row per key.
 
     The latest version of a key wins: a run for an older window neither pays for an older
-    version of a key answered on a later date nor lands it over the newer answer. ``row_dates``
-    (one per row) replaces the rows' own dates: a row standing for several of its key's gives
-    the oldest of theirs, as if all were checked.
+    version of a key answered on a later date nor lands it over the newer answer.
     """
     keys = pc.cast(rows.column(job.key_column), pa.string()).combine_chunks()
-    dates = rows.column(job.date_column) if row_dates is None else row_dates
+    dates = rows.column(job.date_column)
     superseded = queries.superseded_keys(warehouse, job, keys, pc.cast(dates, pa.date32()).combine_chunks())
     if not len(superseded):
         return rows

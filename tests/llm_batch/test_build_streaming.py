@@ -95,8 +95,17 @@ def store_answers(warehouse: Warehouse, job: BatchJob, rows: pa.Table) -> None:
 
 
 def old_build(job: BatchJob, rows: pa.Table, warehouse: Warehouse) -> dict:
-    """The build before streaming: every row of the window in memory at once."""
-    rows = drop_superseded(job, rows, warehouse)
+    """The build before streaming: every row of the window in memory at once.
+
+    A key whose newest version in the window is older than its stored answer leaves the window
+    whole (its rows are not counted in); its older rows never decide it.
+    """
+    newest, _ = dedupe(rows, job.key_column, job.dedupe_order_column)
+    fresh = drop_superseded(job, newest, warehouse).column(job.key_column)
+    superseded = pc.filter(
+        newest.column(job.key_column), pc.invert(pc.is_in(newest.column(job.key_column), fresh))
+    )
+    rows = rows.filter(pc.invert(pc.fill_null(pc.is_in(rows.column(job.key_column), superseded), False)))
     settled = settled_requests(job, WINDOW, warehouse, rows=rows)
     kept, collapsed = dedupe(rows, job.key_column, job.dedupe_order_column)
     items = list(iter_requests(job, kept, settled))
@@ -170,12 +179,17 @@ def test_streaming_build_gives_the_bytes_and_counts_of_the_whole_table_build(
     }
 
 
-def test_a_key_with_an_older_row_than_a_stored_answer_is_dropped_whole(setup):
-    """As the whole-table build did: any row of the key older than the stored answer drops the key."""
+def test_a_key_answered_between_its_two_versions_sends_the_newer_one(setup):
+    """An older row of the key in the window never hides its newer version (dated after the answer)."""
     job, warehouse = setup
     built = stream_build(job, warehouse, chunk_rows=250)
-    index = pq.read_table(built.shards[0].index_path.removeprefix("file://"))
-    assert TWO_VERSIONS not in index.column("key").to_pylist()
+    sent = [
+        line
+        for spec in built.shards
+        for line in Path(spec.path.removeprefix("file://")).read_text().splitlines()
+        if TWO_VERSIONS in line
+    ]
+    assert len(sent) == 1 and "A newer version of this review." in sent[0]
 
 
 def test_force_skips_the_settled_lookup_but_not_the_superseded_one(setup):

@@ -7,7 +7,7 @@ import datetime as dt
 import pyarrow as pa
 import pytest
 
-from llm_batch.collapsed_rows import COPIES, OLDEST_ROW_DATE, CollapsedRows
+from llm_batch.collapsed_rows import COPIES, CollapsedRows
 from tests.llm_batch.jobs import sentiment_job
 
 PARIS = "Europe/Paris"
@@ -36,7 +36,7 @@ def test_rows_come_back_one_per_key_in_custom_id_order_typed_as_they_went_in():
     assert back.select(rows().column_names).schema == rows().schema  # the time zone and int8 too
     assert back.column("review_text").to_pylist() == ["a", "new b", "no key"]
     assert back.column(COPIES).to_pylist() == [1, 2, 1]
-    assert back.column(OLDEST_ROW_DATE).to_pylist()[:2] == [dt.date(2026, 3, 3), dt.date(2026, 3, 1)]
+    assert back.column("review_date").to_pylist()[:2] == [dt.date(2026, 3, 3), dt.date(2026, 3, 1)]
     assert back.column("created_at")[1].as_py().tzinfo.key == PARIS
 
 
