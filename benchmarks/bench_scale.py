@@ -166,8 +166,17 @@ class Measured:
 PER_SHARD_STEPS = ("submit", "collect")  # mapped over the shards in a DAG: a task, so a process, each
 
 
+def peak_rss_mb() -> float:
+    """This process image's peak RSS (VmHWM). Not ``ru_maxrss``: at exec the kernel folds the
+    parent's peak into the child's, so every step would report at least this script's own."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 def measure_step(step: str, setting: Setting) -> Measured:
-    """Run ``step`` in a fresh interpreter and read its own peak RSS from the kernel (``wait4``).
+    """Run ``step`` in a fresh interpreter, which reports its own peak RSS.
 
     A mapped step runs each shard in a process forked from one interpreter that has imported the
     library, as an Airflow worker forks a task's process: the shards' summed time and their
@@ -177,15 +186,13 @@ def measure_step(step: str, setting: Setting) -> Measured:
     command = [sys.executable, __file__, "--step", step, "--work", setting.work]
     env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'plugins'}"}
     started = time.perf_counter()
-    process = subprocess.Popen(command, env=env)
-    _, status, usage = os.wait4(process.pid, 0)
+    process = subprocess.run(command, env=env, check=False)
     seconds = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise SystemExit(f"step {step} exited {process.returncode}")
     if step in PER_SHARD_STEPS:
         return Measured(**setting.read(f"{step}-measured.json"))
-    return Measured(seconds, usage.ru_maxrss / 1024)
+    return Measured(seconds, setting.read(f"{step}-peak.json"))
 
 
 def run_shards_forked(step: str, setting: Setting) -> None:
@@ -197,14 +204,15 @@ def run_shards_forked(step: str, setting: Setting) -> None:
         if pid == 0:
             try:
                 run_step(step, setting, shard)
+                setting.write(f"{step}-{shard}-peak.json", peak_rss_mb())
             except BaseException:
                 logging.getLogger(__name__).exception("shard %d", shard)
                 os._exit(1)
             os._exit(0)
-        _, status, usage = os.wait4(pid, 0)
+        _, status = os.waitpid(pid, 0)
         if os.waitstatus_to_exitcode(status) != 0:
             raise SystemExit(f"step {step}, shard {shard}: exited {os.waitstatus_to_exitcode(status)}")
-        each.append(Measured(time.perf_counter() - started, usage.ru_maxrss / 1024))
+        each.append(Measured(time.perf_counter() - started, setting.read(f"{step}-{shard}-peak.json")))
     setting.write(
         f"{step}-measured.json",
         {
@@ -374,6 +382,7 @@ def main() -> None:
             run_shards_forked(args.step, setting)
         else:
             run_step(args.step, setting, None)
+            setting.write(f"{args.step}-peak.json", peak_rss_mb())
         return
 
     print(f"bench_scale: sizes {', '.join(f'{n:,}' for n in args.sizes)}; warehouse {args.warehouse}")
