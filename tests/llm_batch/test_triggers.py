@@ -326,7 +326,7 @@ async def test_a_look_answered_with_no_json_fails_naming_the_answer(unused_tcp_p
     server = await asyncio.start_server(not_json, "127.0.0.1", unused_tcp_port)
     reader = StatusReader(f"http://127.0.0.1:{unused_tcp_port}/v1", {"Authorization": "Bearer k"}, {})
     try:
-        with pytest.raises(BackendError, match="not JSON") as caught:
+        with pytest.raises(BackendError, match="not a JSON object") as caught:
             await reader.get_json("batches/batch_x", timeout=5)
     finally:
         await reader.close()

@@ -69,11 +69,15 @@ class StatusReader:
         if response.status >= 400:
             raise http_error("HTTP", response.status, _error_message(body), response.headers)
         try:
-            return orjson.loads(body)
+            answer = orjson.loads(body)
         except orjson.JSONDecodeError:
+            answer = None
+        if not isinstance(answer, dict):
             raise BackendError(
-                f"HTTP {response.status}: the answer is not JSON: {body[:200]!r}", status_code=response.status
-            ) from None
+                f"HTTP {response.status}: the answer is not a JSON object: {body[:200]!r}",
+                status_code=response.status,
+            )
+        return answer
 
     async def close(self) -> None:
         if self._session is not None:
