@@ -60,6 +60,7 @@ class DuckDBWarehouse(Warehouse):
             lock_wait_seconds = float(os.environ.get(LOCK_WAIT_ENV, DEFAULT_LOCK_WAIT_SECONDS))
         self.lock_wait_seconds = lock_wait_seconds
         self._con: duckdb.DuckDBPyConnection | None = None
+        self._staged: dict[str, pa.Table] = {}
 
     def __repr__(self) -> str:
         return f"DuckDBWarehouse({self.path!r}, read_only={self.read_only})"
@@ -98,8 +99,13 @@ class DuckDBWarehouse(Warehouse):
 
     def read_arrow(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
         query, values = bind_named_params(sql, params, self.dialect)
-        # con.sql hands Arrow the result without the extra copy of a DB-API cursor.
-        return self._connection().sql(query, params=values).to_arrow_table()
+        con = self._connection()
+        if (staged := self._one_staged(query, values)) is not None:
+            name, rows = staged
+            return con.from_arrow(rows).query(name, query).to_arrow_table()
+        with self._registered(query):
+            # con.sql hands Arrow the result without the extra copy of a DB-API cursor.
+            return con.sql(query, params=values).to_arrow_table()
 
     def read_batches(
         self, sql: str, params: dict[str, Any] | None = None, *, batch_rows: int
@@ -125,8 +131,9 @@ class DuckDBWarehouse(Warehouse):
 
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> int:
         query, values = bind_named_params(sql, params, self.dialect)
-        # Outside transaction() DuckDB commits the statement by itself.
-        return _run(self._connection(), query, values)
+        with self._registered(query):
+            # Outside transaction() DuckDB commits the statement by itself.
+            return _run(self._connection(), query, values)
 
     def table_exists(self, table: str) -> bool:
         # DuckDB matches names without regard to case, and resolves a bare name in the current schema.
@@ -172,12 +179,37 @@ class DuckDBWarehouse(Warehouse):
             return _LOCKS.setdefault((database, name), threading.Lock())
 
     def _stage(self, name: str, rows: pa.Table) -> None:
-        self._connection().register(name, rows)  # a view over the Arrow table: nothing is copied
+        # Kept here and scanned in place by each statement that names it, not registered as a view
+        # for the block: a view dropped inside an open transaction keeps its Arrow table alive
+        # until commit, so a load checking piece after piece in one transaction held every piece.
+        self._staged[name] = rows
 
     def _unstage(self, name: str) -> None:
-        if self._con is not None:
-            with suppress(duckdb.Error):  # inside an aborted transaction; the view goes with the connection
-                self._con.unregister(name)
+        self._staged.pop(name, None)
+
+    def _one_staged(self, query: str, values: dict[str, Any]) -> tuple[str, pa.Table] | None:
+        """The staged table ``query`` reads, when it reads one and binds no parameters: such a
+        statement runs on a relation over it, which leaves nothing behind in the transaction."""
+        named = [name for name in self._staged if name in query]
+        if len(named) != 1 or values:
+            return None
+        return named[0], self._staged[named[0]]
+
+    @contextmanager
+    def _registered(self, query: str) -> Iterator[None]:
+        """The staged tables ``query`` names, as views for that statement alone."""
+        named = [name for name in self._staged if name in query]
+        con = self._connection()
+        for name in named:
+            con.register(name, self._staged[name])  # a view over the Arrow table: nothing is copied
+        try:
+            yield
+        finally:
+            for name in named:
+                with suppress(
+                    duckdb.Error
+                ):  # inside an aborted transaction the view goes with the connection
+                    con.unregister(name)
 
     def _replace(
         self, table: str, rows: pa.Table, keys: list[str], delete_where: str | None, params: dict[str, Any]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from llm_batch.warehouse import duckdb_warehouse
@@ -21,3 +24,32 @@ def test_duckdb_opens_its_file_lazily_and_lets_go_on_close(tmp_path: Path) -> No
         assert reader.read_arrow("SELECT n FROM t").column("n").to_pylist() == [1]
         with pytest.raises(duckdb.Error):
             reader.execute("INSERT INTO t VALUES (2)")
+
+
+def test_staged_rows_checked_piece_after_piece_in_one_transaction_are_let_go(tmp_path: Path) -> None:
+    """A load checks each piece's keys against the target inside its one transaction: the staged
+    keys must go with their statement, not stay until commit (8 pieces would hold all 8)."""
+    piece_rows = 100_000
+
+    def piece(n: int) -> pa.Table:
+        keys = pc.binary_join_element_wise(
+            pa.array([f"piece-{n}-"] * piece_rows),
+            pa.array(range(piece_rows), pa.int64()).cast(pa.string()),
+            "",
+        )
+        return pa.table({"key": keys, "day": pa.array([dt.date(2026, 5, 1)] * piece_rows, pa.date32())})
+
+    with duckdb_warehouse(tmp_path / "w.duckdb") as wh:
+        wh.execute("CREATE TABLE target (key VARCHAR, day DATE)")
+        held = []
+        with wh.transaction():
+            for n in range(8):
+                with wh.staged(piece(n)) as staged:
+                    newer = wh.read_arrow(
+                        f"SELECT count(*) AS n FROM {staged} AS r JOIN target AS t ON t.key = r.key "
+                        "WHERE t.day > r.day"
+                    )
+                    assert newer.column("n")[0].as_py() == 0
+                    staged_bytes = piece(n).nbytes
+                held.append(pa.total_allocated_bytes())
+    assert held[-1] - held[0] < staged_bytes, f"Arrow memory grew piece by piece: {held}"
