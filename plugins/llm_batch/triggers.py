@@ -69,39 +69,42 @@ class BatchTrigger(BaseTrigger):
         loop = asyncio.get_running_loop()
         backend = await abatch_backend(self.conn_id)
         await backend.aconnect()
-        # A random phase spreads the polls of waits that start together (a triggerer restart
-        # re-creates all of them at once); the sensor has just checked the batch anyway. It
-        # follows the client's creation: waits queued behind it would otherwise poll in step.
-        await asyncio.sleep(random.uniform(0, self.poll_interval))
-        poll = BatchPoll(self.poll_interval, self.max_backoff, first_poll_at=loop.time())
-        while True:
-            try:
-                state = await backend.aretrieve(self.batch_id, timeout=POLL_TIMEOUT_SECONDS)
-            except BackendError as error:
-                decision = poll.after_error(error, loop.time())
-            else:
-                decision = poll.after_state(state, loop.time())
-            if decision.progress_changed:
-                log.info("%s", decision.state.progress_line(time.time()))
-            match decision.action:
-                case PollAction.FINISH:
-                    yield TriggerEvent({"status": "terminal", "batch": decision.state.to_summary()})
-                    return
-                case PollAction.GIVE_UP:
-                    yield self._error(decision.error)
-                    return
-                case PollAction.REFRESH_CREDENTIALS:
-                    await backend.arefresh_credentials()
-                case PollAction.WAIT:
-                    if decision.error is not None:
-                        log.warning(
-                            "Batch %s: transient error (%s), attempt %d; polling again in %.1f s",
-                            self.batch_id,
-                            decision.error,
-                            poll.failures,
-                            decision.delay,
-                        )
-                    await asyncio.sleep(decision.delay)
+        try:
+            # A random phase spreads the polls of waits that start together (a triggerer restart
+            # re-creates all of them at once); the sensor has just checked the batch anyway. It
+            # follows the client's creation: waits queued behind it would otherwise poll in step.
+            await asyncio.sleep(random.uniform(0, self.poll_interval))
+            poll = BatchPoll(self.poll_interval, self.max_backoff, first_poll_at=loop.time())
+            while True:
+                try:
+                    state = await backend.aretrieve(self.batch_id, timeout=POLL_TIMEOUT_SECONDS)
+                except BackendError as error:
+                    decision = poll.after_error(error, loop.time())
+                else:
+                    decision = poll.after_state(state, loop.time())
+                if decision.progress_changed:
+                    log.info("%s", decision.state.progress_line(time.time()))
+                match decision.action:
+                    case PollAction.FINISH:
+                        yield TriggerEvent({"status": "terminal", "batch": decision.state.to_summary()})
+                        return
+                    case PollAction.GIVE_UP:
+                        yield self._error(decision.error)
+                        return
+                    case PollAction.REFRESH_CREDENTIALS:
+                        await backend.arefresh_credentials()
+                    case PollAction.WAIT:
+                        if decision.error is not None:
+                            log.warning(
+                                "Batch %s: transient error (%s), attempt %d; polling again in %.1f s",
+                                self.batch_id,
+                                decision.error,
+                                poll.failures,
+                                decision.delay,
+                            )
+                        await asyncio.sleep(decision.delay)
+        finally:
+            await backend.adisconnect()  # the loop's reader closes once no wait uses it
 
     async def on_kill(self) -> None:
         """Cancel the batch when a user clears or marks the deferred task; 409 means it already ended."""

@@ -295,6 +295,23 @@ async def test_triggers_on_one_loop_share_one_client(shared_server, use_server, 
     assert reader.base_url == str(shared.base_url)
 
 
+async def test_the_shared_reader_closes_when_the_last_wait_using_it_ends(shared_server, use_server):
+    # An event loop that ends (each deferral under `airflow dags test`) must not leave a session open.
+    client = use_server(shared_server)
+    batch = wait_for_batch(client, create_batch(client, lines=1).id)
+    stalled = create_batch(client, lines=1, stall_finalizing_seconds=3.0)
+    slow = first_event(fast_trigger(stalled.id))
+    fast = [first_event(fast_trigger(batch.id)) for _ in range(3)]
+    waits = [asyncio.create_task(wait) for wait in (slow, *fast)]
+    await asyncio.wait(waits[1:])
+    (reader,) = status_readers()
+    assert not reader.closed  # the slow wait still holds it
+
+    events = [await wait for wait in waits]
+
+    assert {e["status"] for e in events} == {"terminal"} and reader.closed
+
+
 async def test_a_batch_is_waited_for_through_an_azure_connection(shared_server, monkeypatch):
     # The Azure dialect of the server refuses a look without the api-key header or the api-version query.
     root = shared_server.base_url.removesuffix("/").removesuffix("/v1")

@@ -52,7 +52,7 @@ from llm_batch.backends.retry import (
     create_once,
 )
 from llm_batch.backends.shared_clients import discard_shared_async_client, shared_async_client
-from llm_batch.backends.status_reader import StatusReader, discard_status_reader, shared_status_reader
+from llm_batch.backends.status_reader import ReaderHold
 from llm_batch.clock import utcnow
 from llm_batch.endpoints import CHAT, MESSAGES, RESPONSES
 from llm_batch.retryable import PermanentError
@@ -108,7 +108,7 @@ class AnthropicBatchBackend(BatchBackend):
         self._given_async_client = async_client
         self._async_key = f"{self.name}:{conn_id}"
         self._async_client: AsyncAnthropic | None = None
-        self._reader: StatusReader | None = None
+        self._looks = ReaderHold(self._async_key, self._shared)
 
     def job_for(self, job: BatchJob) -> BatchJob:
         if job.endpoint in (CHAT, RESPONSES):
@@ -267,15 +267,14 @@ class AnthropicBatchBackend(BatchBackend):
         conn = await get_async_connection(self.conn_id)
         return AsyncAnthropic(**anthropic_client_kwargs(conn, await get_async_extra_dejson(conn)))
 
-    async def _status_reader(self) -> StatusReader:
-        self._reader = await shared_status_reader(self._async_key, self._shared)
-        return self._reader
-
     async def aconnect(self) -> None:
-        await self._status_reader()
+        await self._looks.hold()
+
+    async def adisconnect(self) -> None:
+        await self._looks.release()
 
     async def aretrieve(self, batch_id: str, *, timeout: float | None = None) -> BatchState:
-        reader = await self._status_reader()
+        reader = await self._looks.reader()
         return batch_state(
             MessageBatch.construct(
                 **await reader.get_json(f"v1/messages/batches/{batch_id}", timeout=timeout)
@@ -296,9 +295,7 @@ class AnthropicBatchBackend(BatchBackend):
         if self._async_client is not None:
             discard_shared_async_client(self._async_key, self._async_client)
             self._async_client = None
-        if self._reader is not None:
-            await discard_status_reader(self._async_key, self._reader)
-            self._reader = None
+        await self._looks.discard()
 
 
 def anthropic_client_kwargs(conn: Any, extras: Mapping[str, Any]) -> dict[str, Any]:

@@ -110,6 +110,10 @@ class BatchBackend(ABC):
         """
 
     @abstractmethod
+    async def adisconnect(self) -> None:
+        """End what :meth:`aconnect` began: the shared reader closes once no wait holds it."""
+
+    @abstractmethod
     async def aretrieve(self, batch_id: str, *, timeout: float | None = None) -> BatchState:
         """:meth:`retrieve` on the event loop: one GET through the loop's shared ``StatusReader``."""
 

@@ -50,7 +50,7 @@ from llm_batch.backends.retry import (
     create_once,
 )
 from llm_batch.backends.shared_clients import discard_shared_async_client, shared_async_client
-from llm_batch.backends.status_reader import StatusReader, discard_status_reader, shared_status_reader
+from llm_batch.backends.status_reader import ReaderHold
 from llm_batch.clock import utcnow
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ class OpenAIBatchBackend(BatchBackend):
         self._client = client.with_options(max_retries=0) if client is not None else None
         self._async_key = f"{self.name}:{conn_id}"
         self._async_client: AsyncOpenAI | None = None
-        self._reader: StatusReader | None = None
+        self._looks = ReaderHold(self._async_key, self._shared)
 
     # --- worker side -------------------------------------------------------------------------
 
@@ -223,15 +223,14 @@ class OpenAIBatchBackend(BatchBackend):
         # The built client has not connected yet: swapping its HTTP client leaves nothing open.
         return built.with_options(max_retries=0, http_client=openai.DefaultAsyncHttpxClient(limits=limits))
 
-    async def _status_reader(self) -> StatusReader:
-        self._reader = await shared_status_reader(self._async_key, self._shared)
-        return self._reader
-
     async def aconnect(self) -> None:
-        await self._status_reader()
+        await self._looks.hold()
+
+    async def adisconnect(self) -> None:
+        await self._looks.release()
 
     async def aretrieve(self, batch_id: str, *, timeout: float | None = None) -> BatchState:
-        reader = await self._status_reader()
+        reader = await self._looks.reader()
         return batch_state(Batch.construct(**await reader.get_json(f"batches/{batch_id}", timeout=timeout)))
 
     async def acancel(self, batch_id: str, *, retry: RetryPolicy, timeout: float | None = None) -> BatchState:
@@ -246,9 +245,7 @@ class OpenAIBatchBackend(BatchBackend):
         if self._async_client is not None:
             discard_shared_async_client(self._async_key, self._async_client)
             self._async_client = None
-        if self._reader is not None:
-            await discard_status_reader(self._async_key, self._reader)
-            self._reader = None
+        await self._looks.discard()
 
 
 def batch_state(batch: Any) -> BatchState:

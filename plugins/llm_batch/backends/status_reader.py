@@ -36,6 +36,7 @@ class StatusReader:
         self._query = dict(query)
         self._session: aiohttp.ClientSession | None = None
         self._looks = 0  # in flight
+        self._holders = 0  # waits between their first look and their end (``ReaderHold``)
         self._retired = False
 
     @classmethod
@@ -64,8 +65,7 @@ class StatusReader:
             raise BackendError(f"{type(exc).__name__}: {exc or 'no answer'}") from None
         finally:
             self._looks -= 1
-            if self._retired and not self._looks:
-                await self.close()
+            await self._close_if_idle()
         if response.status >= 400:
             raise http_error("HTTP", response.status, _error_message(body), response.headers)
         try:
@@ -79,33 +79,77 @@ class StatusReader:
             )
         return answer
 
+    @property
+    def closed(self) -> bool:
+        """No session open: none was made yet, or the last look or wait using it has ended."""
+        return self._session is None
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
 
+    def hold(self) -> None:
+        self._holders += 1
+
+    async def release(self) -> None:
+        self._holders -= 1
+        await self._close_if_idle()
+
     async def retire(self) -> None:
         """Close the session now, or when the last look still under way ends (other waits share it)."""
         self._retired = True
-        if not self._looks:
+        await self._close_if_idle()
+
+    async def _close_if_idle(self) -> None:
+        # Open while a wait holds it: an event loop that ends (as under ``airflow dags test``)
+        # must not be left with an open session, and a look made without a hold closes it after.
+        if not self._looks and (self._retired or not self._holders):
             await self.close()
 
 
-async def shared_status_reader(key: str, sdk_client: Callable[[], Awaitable[Any]]) -> StatusReader:
-    """The running loop's reader for ``key``, made from the loop's SDK client of the same account."""
+class ReaderHold:
+    """One wait's use of its account's reader, shared on the loop: held from :meth:`hold` to
+    :meth:`release`, so that the reader's session closes once the last wait using it ends."""
 
-    async def build() -> StatusReader:
-        return StatusReader.of(await sdk_client())
+    def __init__(self, key: str, sdk_client: Callable[[], Awaitable[Any]]) -> None:
+        self._key, self._sdk_client = key, sdk_client  # the SDK client the reader is made from
+        self._reader: StatusReader | None = None  # the last one used
+        self._held: StatusReader | None = None
+        self._holding = False
 
-    return await shared_async_client(f"{key}:status", build)
+    async def reader(self) -> StatusReader:
+        """The loop's reader of the account, made on first use; held if this wait holds one."""
 
+        async def build() -> StatusReader:
+            return StatusReader.of(await self._sdk_client())
 
-async def discard_status_reader(key: str, reader: StatusReader) -> None:
-    """Forget the loop's reader for ``key`` and the SDK client it was made from (after a 401: the
-    key may have been rotated), so that the next look reads the connection again."""
-    discard_shared_async_client(f"{key}:status", reader)
-    discard_shared_async_client(key, reader.made_from)
-    await reader.retire()
+        reader = self._reader = await shared_async_client(f"{self._key}:status", build)
+        if self._holding and reader is not self._held:  # first use, or made anew after a discard
+            reader.hold()
+            if self._held is not None:
+                await self._held.release()
+            self._held = reader
+        return reader
+
+    async def hold(self) -> None:
+        self._holding = True
+        await self.reader()
+
+    async def release(self) -> None:
+        self._holding = False
+        if (held := self._held) is not None:
+            self._held = None
+            await held.release()
+
+    async def discard(self) -> None:
+        """Forget the loop's reader and the SDK client it was made from (after a 401: the key may
+        have been rotated), so that the next look reads the connection again."""
+        if (reader := self._reader) is None:
+            return
+        discard_shared_async_client(f"{self._key}:status", reader)
+        discard_shared_async_client(self._key, reader.made_from)
+        await reader.retire()
 
 
 def _error_message(body: bytes) -> str:
