@@ -31,7 +31,7 @@ from llm_batch.job import BatchJob, ShardLimits
 from llm_batch.request_lines import Rejection, RequestLine, dedupe, iter_requests
 from llm_batch.run_window import RunWindow
 from llm_batch.settled import drop_superseded, settled_requests
-from llm_batch.sharding import iter_shards
+from llm_batch.sharding import iter_shards, shard_index
 from llm_batch.warehouse import Warehouse, duckdb_warehouse
 from tests.llm_batch.jobs import sentiment_job
 from tests.llm_batch.overlap import store_source
@@ -228,3 +228,23 @@ def test_a_row_limit_builds_the_first_keys_the_same_way_every_time(setup):
     assert digests == again
     assert set(index.column("key").to_pylist()) <= set(pc.drop_null(keys).to_pylist())
     assert index.num_rows > 100
+
+
+def test_a_shards_index_rows_are_read_from_its_own_row_group_alone(setup, monkeypatch):
+    job, warehouse = setup
+    built = stream_build(job, warehouse, chunk_rows=250)
+    whole = pq.read_table(built.shards[0].index_path.removeprefix("file://"))
+    read_groups = []
+    read_row_groups = pq.ParquetFile.read_row_groups
+
+    def spying(self, row_groups, *args, **kwargs):
+        read_groups.append(list(row_groups))
+        return read_row_groups(self, row_groups, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetFile, "read_row_groups", spying)
+    spec = built.shards[2]
+
+    index = shard_index(spec)
+
+    assert index.equals(whole.filter(pc.equal(whole["shard"], spec.shard)))
+    assert index.num_rows == spec.requests and read_groups == [[spec.shard]]
