@@ -12,12 +12,13 @@ import time
 
 import pytest
 from airflow.providers.openai.hooks.openai import OpenAIHook
+from openai.types import Batch
 
 from llm_batch.backends import BackendError, CredentialsRejected
 from llm_batch.backends.azure_backend import DEFAULT_API_VERSION as AZURE_API_VERSION
 from llm_batch.backends.openai_backend import TRIGGER_POOL_CONNECTIONS, OpenAIBatchBackend
 from llm_batch.backends.shared_clients import close_shared_async_clients, shared_async_clients
-from llm_batch.backends.status_reader import StatusReader
+from llm_batch.backends.status_reader import StatusReader, sdk_model
 from llm_batch.triggers import BatchTrigger
 from local_batch_api.faults import METADATA_KEY
 from tests.batch_server import anthropic_client, wait_for_batch
@@ -375,3 +376,13 @@ async def test_a_message_batch_is_waited_for_through_an_anthropic_connection(sha
     assert summary["id"] == batch.id and summary["status"] == "completed"
     assert summary["request_counts"] == {"total": 3, "completed": 3, "failed": 0}
     assert shared_server.api_key not in json.dumps(event)
+
+
+def test_an_answer_the_sdk_types_do_not_know_is_still_read_as_the_sdk_reads_it():
+    answer = {"id": "batch_x", "object": "batch", "endpoint": "/v1/chat/completions", "input_file_id": "f"}
+    answer |= {"completion_window": "24h", "created_at": 1, "request_counts": {"total": 2, "completed": 1}}
+    known = sdk_model(Batch, {**answer, "status": "in_progress"})
+    newer = sdk_model(Batch, {**answer, "status": "a_status_added_later"})  # a Literal the SDK lacks
+
+    assert known.status == "in_progress" and known.request_counts.total == 2
+    assert newer.status == "a_status_added_later" and newer.request_counts.completed == 1

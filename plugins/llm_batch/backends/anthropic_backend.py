@@ -52,7 +52,7 @@ from llm_batch.backends.retry import (
     create_once,
 )
 from llm_batch.backends.shared_clients import discard_shared_async_client, shared_async_client
-from llm_batch.backends.status_reader import ReaderHold
+from llm_batch.backends.status_reader import ReaderHold, sdk_model
 from llm_batch.clock import utcnow
 from llm_batch.endpoints import CHAT, MESSAGES, RESPONSES
 from llm_batch.retryable import PermanentError
@@ -276,9 +276,7 @@ class AnthropicBatchBackend(BatchBackend):
     async def aretrieve(self, batch_id: str, *, timeout: float | None = None) -> BatchState:
         reader = await self._looks.reader()
         return batch_state(
-            MessageBatch.construct(
-                **await reader.get_json(f"v1/messages/batches/{batch_id}", timeout=timeout)
-            )
+            sdk_model(MessageBatch, await reader.get_json(f"v1/messages/batches/{batch_id}", timeout=timeout))
         )
 
     async def acancel(self, batch_id: str, *, retry: RetryPolicy, timeout: float | None = None) -> BatchState:

@@ -50,7 +50,7 @@ from llm_batch.backends.retry import (
     create_once,
 )
 from llm_batch.backends.shared_clients import discard_shared_async_client, shared_async_client
-from llm_batch.backends.status_reader import ReaderHold
+from llm_batch.backends.status_reader import ReaderHold, sdk_model
 from llm_batch.clock import utcnow
 
 log = logging.getLogger(__name__)
@@ -231,7 +231,7 @@ class OpenAIBatchBackend(BatchBackend):
 
     async def aretrieve(self, batch_id: str, *, timeout: float | None = None) -> BatchState:
         reader = await self._looks.reader()
-        return batch_state(Batch.construct(**await reader.get_json(f"batches/{batch_id}", timeout=timeout)))
+        return batch_state(sdk_model(Batch, await reader.get_json(f"batches/{batch_id}", timeout=timeout)))
 
     async def acancel(self, batch_id: str, *, retry: RetryPolicy, timeout: float | None = None) -> BatchState:
         async def cancel_once() -> BatchState:

@@ -11,10 +11,11 @@ reads the answer (leniently, as the SDK itself does). Everything else stays on t
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import orjson
+import pydantic
 
 from llm_batch.backends.errors import BackendError, http_error
 from llm_batch.backends.shared_clients import discard_shared_async_client, shared_async_client
@@ -150,6 +151,19 @@ class ReaderHold:
         discard_shared_async_client(f"{self._key}:status", reader)
         discard_shared_async_client(self._key, reader.made_from)
         await reader.retire()
+
+
+M = TypeVar("M", bound=pydantic.BaseModel)
+
+
+def sdk_model(model: type[M], answer: dict[str, Any]) -> M:
+    """``answer`` as the SDK's ``model``: validated by pydantic-core (about 10 µs), or, when the
+    service sends what the SDK's types do not know yet, built leniently as the SDK builds it
+    (``construct``, about 50 µs: a fifth of a look's CPU)."""
+    try:
+        return model.model_validate(answer)
+    except pydantic.ValidationError:
+        return model.construct(**answer)
 
 
 def _error_message(body: bytes) -> str:
