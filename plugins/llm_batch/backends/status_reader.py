@@ -5,7 +5,7 @@ pool cost about 2 ms of CPU per call here, which held one triggerer loop under ~
 second, where 5,000 waits polling every 5 s need 1,000. The same GET through aiohttp costs about
 0.2 ms. The SDK still defines what is sent and read: its client's base URL, default and auth
 headers and default query (Azure's ``api-version``) make the request, and the SDK's model class
-reads the answer (leniently, as the SDK itself does). Everything else stays on the SDK.
+reads the answer (``sdk_model``). Everything else stays on the SDK.
 """
 
 from __future__ import annotations
