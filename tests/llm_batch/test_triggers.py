@@ -296,6 +296,64 @@ async def test_triggers_on_one_loop_share_one_client(shared_server, use_server, 
     assert reader.base_url == str(shared.base_url)
 
 
+async def test_waits_that_start_together_read_their_connection_once(shared_server, use_server, monkeypatch):
+    # A triggerer restart starts every wait at once; reading the connection for each, one after
+    # the other, delayed the last waits' first look by seconds at 5,000 waits.
+    import airflow.providers.common.compat.connection as compat
+
+    client = use_server(shared_server)
+    batch = wait_for_batch(client, create_batch(client, lines=1).id)
+    reads = []
+    get_async_connection = compat.get_async_connection
+
+    async def counting_get_async_connection(conn_id, *args, **kwargs):
+        reads.append(conn_id)
+        await asyncio.sleep(0.05)  # still under way when the other waits ask
+        return await get_async_connection(conn_id, *args, **kwargs)
+
+    monkeypatch.setattr(compat, "get_async_connection", counting_get_async_connection)
+
+    together = await asyncio.gather(*(first_event(fast_trigger(batch.id)) for _ in range(20)))
+    reads_together = len(reads)
+    later = await first_event(fast_trigger(batch.id))
+
+    assert {e["status"] for e in [*together, later]} == {"terminal"}
+    assert reads_together == 1
+    assert len(reads) == 2  # nothing is kept: a wait started later reads the connection anew
+
+
+async def test_looks_go_through_the_proxy_the_environment_names(unused_tcp_port, monkeypatch):
+    # As the SDK's client does: HTTP(S)_PROXY, read once per reader rather than on every look.
+    import openai
+
+    seen: list[bytes] = []
+
+    async def proxy(reader, writer):
+        seen.append(await reader.readuntil(b"\r\n\r\n"))
+        body = b'{"id": "batch_x", "status": "in_progress"}'
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(proxy, "127.0.0.1", unused_tcp_port)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{unused_tcp_port}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    sdk = openai.AsyncOpenAI(api_key="k", base_url="http://api.example.invalid/v1")
+    reader = await StatusReader.of(sdk)
+    try:
+        answers = [await reader.get_json("batches/batch_x", timeout=5) for _ in range(2)]
+    finally:
+        await reader.close()
+        await sdk.close()
+        server.close()
+
+    assert [a["status"] for a in answers] == ["in_progress"] * 2
+    assert len(seen) == 2
+    assert seen[0].startswith(b"GET http://api.example.invalid/v1/batches/batch_x HTTP/1.1\r\n")
+    assert b"\r\nAuthorization: Bearer k\r\n" in seen[0]
+
+
 async def test_the_shared_reader_closes_when_the_last_wait_using_it_ends(shared_server, use_server):
     # An event loop that ends (each deferral under `airflow dags test`) must not leave a session open.
     client = use_server(shared_server)

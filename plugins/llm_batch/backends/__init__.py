@@ -22,6 +22,7 @@ from llm_batch.backends.records import (
     SubmitResult,
 )
 from llm_batch.backends.retry import RetryPolicy
+from llm_batch.backends.shared_clients import shared_read
 from llm_batch.retryable import PermanentError
 
 # The SDKs' HTTP clients log "HTTP Request: GET ..." at INFO for every call: in a wait that polls
@@ -67,8 +68,12 @@ async def abatch_backend(conn_id: str) -> BatchBackend:
     """:func:`batch_backend` for the triggerer: the connection is read without blocking the loop."""
     from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
 
-    conn = await get_async_connection(conn_id)
-    return backend_for(provider_of(conn.conn_type, conn.host, await get_async_extra_dejson(conn)), conn_id)
+    async def read() -> tuple[str, str | None, dict]:
+        conn = await get_async_connection(conn_id)
+        return conn.conn_type, conn.host, await get_async_extra_dejson(conn)
+
+    conn_type, host, extras = await shared_read(f"connection:{conn_id}", read)
+    return backend_for(provider_of(conn_type, host, extras), conn_id)
 
 
 class InvalidConnectionExtra(PermanentError, ValueError):

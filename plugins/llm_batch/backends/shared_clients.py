@@ -1,8 +1,9 @@
-"""Async SDK clients shared per (connection, event loop).
+"""Async SDK clients, and reads under way, shared per (connection, event loop).
 
 The triggerer runs every deferred wait on one event loop, so a thousand waits on one connection
-share one client and its connection pool instead of opening a thousand. Per loop, because an
-httpx pool and an ``asyncio.Lock`` both belong to the loop that first used them.
+share one client and its connection pool instead of opening a thousand, and a thousand waits
+that start together (a triggerer restart) read their connection once. Per loop, because an
+httpx pool, an ``asyncio.Lock`` and a task all belong to the loop that made them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Any]] =
 _locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
     weakref.WeakKeyDictionary()
 )
+_reads: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Task]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 async def shared_async_client(key: str, build: Callable[[], Awaitable[C]]) -> C:
@@ -31,6 +35,30 @@ async def shared_async_client(key: str, build: Callable[[], Awaitable[C]]) -> C:
         if (client := clients.get(key)) is None:
             client = clients[key] = await build()
     return client
+
+
+async def shared_read(key: str, read: Callable[[], Awaitable[C]]) -> C:
+    """``read()``, made once for all the callers on the running loop that ask for ``key`` while it
+    is under way. Nothing is kept once it ends: the next caller reads anew (a rotated key shows).
+
+    Why: 5,000 waits starting at once each read their connection through Airflow's one
+    thread for sync-to-async calls, one after the other, which delayed the last waits' first look
+    by seconds.
+    """
+    loop = asyncio.get_running_loop()
+    reads = _reads.setdefault(loop, {})
+    if (task := reads.get(key)) is None:
+        task = reads[key] = loop.create_task(read())
+
+        def ended(done: asyncio.Task) -> None:
+            if reads.get(key) is done:
+                del reads[key]
+            if not done.cancelled():
+                done.exception()  # seen by its callers; not "never retrieved" if they were cancelled
+
+        task.add_done_callback(ended)
+    # A caller cancelled (its wait cleared) does not cancel the read the others await.
+    return await asyncio.shield(task)
 
 
 def discard_shared_async_client(key: str, client: object) -> None:
