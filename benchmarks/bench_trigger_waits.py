@@ -331,8 +331,8 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
                 f"{r.last_event_after:.1f} s after the batches completed (at most one poll interval plus a round trip)"
             )
     print(
-        "A full (generation 2) collection of the interpreter's heap, most of it Airflow's own modules, "
-        "pauses the whole loop whatever runs on it; it shows in lag max, not in p99."
+        "A full (generation 2) collection of the interpreter's heap (Airflow's modules and the waits' "
+        "own objects) pauses the whole loop whatever runs on it; it shows in lag max, not in p99."
     )
     print(
         f"The baseline runs {args.baseline_waits} waits, not {args.peer_waits}: each of its polls blocks the "
