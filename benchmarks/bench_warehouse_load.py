@@ -55,7 +55,7 @@ from llm_batch.warehouse import (
 )
 from llm_batch.warehouse.identifiers import column_list, join_on, quote_ident
 from llm_batch.warehouse.keys import checked_order
-from llm_batch.warehouse.postgres_db import _copy_csv
+from llm_batch.warehouse.postgres_copy import copy_rows
 
 TABLE = "review_sentiment"
 KEY = ["review_key"]
@@ -83,7 +83,7 @@ class EqualRowsKeptWarehouse(PostgresWarehouse):
             checked_order(table, rows, keys)  # the same check of the keys as the library's
             cur.execute("SET LOCAL work_mem = '256MB'")
             cur.execute(f"CREATE TEMP TABLE {stage} AS SELECT {columns} FROM {table} WITH NO DATA")
-            _copy_csv(cur, stage, rows)
+            copy_rows(cur, stage, rows)
             cur.execute(f"ANALYZE {stage}")
             cur.execute(
                 f"DELETE FROM {stage} AS r USING {table} AS t WHERE {join_on(keys)} "
