@@ -111,10 +111,13 @@ class DuckDBWarehouse(Warehouse):
     def read_arrow(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
         query, values = bind_named_params(sql, params, self.dialect)
         con = self._connection()
-        if (staged := self._one_staged(query, values)) is not None:
-            name, rows = staged
-            return con.from_arrow(rows).query(name, query).to_arrow_table()
-        with self._registered(query):
+        named = self._staged_in(query)
+        if len(named) == 1 and not values:
+            # On a relation over the one staged table it reads: that leaves nothing behind in the
+            # transaction, where a view would keep its Arrow table until commit.
+            (name,) = named
+            return con.from_arrow(self._staged[name]).query(name, query).to_arrow_table()
+        with self._registered(named):
             # con.sql hands Arrow the result without the extra copy of a DB-API cursor.
             return con.sql(query, params=values).to_arrow_table()
 
@@ -142,7 +145,7 @@ class DuckDBWarehouse(Warehouse):
 
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> int:
         query, values = bind_named_params(sql, params, self.dialect)
-        with self._registered(query):
+        with self._registered(self._staged_in(query)):
             # Outside transaction() DuckDB commits the statement by itself.
             return _run(self._connection(), query, values)
 
@@ -198,18 +201,13 @@ class DuckDBWarehouse(Warehouse):
     def _unstage(self, name: str) -> None:
         self._staged.pop(name, None)
 
-    def _one_staged(self, query: str, values: dict[str, Any]) -> tuple[str, pa.Table] | None:
-        """The staged table ``query`` reads, when it reads one and binds no parameters: such a
-        statement runs on a relation over it, which leaves nothing behind in the transaction."""
-        named = [name for name in self._staged if name in query]
-        if len(named) != 1 or values:
-            return None
-        return named[0], self._staged[named[0]]
+    def _staged_in(self, query: str) -> list[str]:
+        """The staged tables ``query`` names."""
+        return [name for name in self._staged if name in query]
 
     @contextmanager
-    def _registered(self, query: str) -> Iterator[None]:
-        """The staged tables ``query`` names, as views for that statement alone."""
-        named = [name for name in self._staged if name in query]
+    def _registered(self, named: list[str]) -> Iterator[None]:
+        """The staged tables ``named``, as views for one statement alone."""
         con = self._connection()
         for name in named:
             con.register(name, self._staged[name])  # a view over the Arrow table: nothing is copied
