@@ -51,8 +51,7 @@ from llm_batch.backends.retry import (
     call_with_retries,
     create_once,
 )
-from llm_batch.backends.shared_clients import discard_shared_async_client, shared_async_client
-from llm_batch.backends.status_reader import ReaderHold, sdk_model
+from llm_batch.backends.status_reader import LoopClients, sdk_model
 from llm_batch.clock import utcnow
 from llm_batch.endpoints import CHAT, MESSAGES, RESPONSES
 from llm_batch.retryable import PermanentError
@@ -106,9 +105,7 @@ class AnthropicBatchBackend(BatchBackend):
         self.conn_id = conn_id
         self._client = client.with_options(max_retries=0) if client is not None else None
         self._given_async_client = async_client
-        self._async_key = f"{self.name}:{conn_id}"
-        self._async_client: AsyncAnthropic | None = None
-        self._looks = ReaderHold(self._async_key, self._shared)
+        self._loop = LoopClients(f"{self.name}:{conn_id}", self._build_async_client)
 
     def job_for(self, job: BatchJob) -> BatchJob:
         if job.endpoint in (CHAT, RESPONSES):
@@ -255,10 +252,6 @@ class AnthropicBatchBackend(BatchBackend):
 
     # --- triggerer side ----------------------------------------------------------------------
 
-    async def _shared(self) -> AsyncAnthropic:
-        self._async_client = await shared_async_client(self._async_key, self._build_async_client)
-        return self._async_client
-
     async def _build_async_client(self) -> AsyncAnthropic:
         if self._given_async_client is not None:
             return self._given_async_client.with_options(max_retries=0)
@@ -267,33 +260,19 @@ class AnthropicBatchBackend(BatchBackend):
         conn = await get_async_connection(self.conn_id)
         return AsyncAnthropic(**anthropic_client_kwargs(conn, await get_async_extra_dejson(conn)))
 
-    async def aconnect(self) -> None:
-        await self._looks.hold()
-
-    async def adisconnect(self) -> None:
-        await self._looks.release()
-
     async def aretrieve(self, batch_id: str, *, timeout: float | None = None) -> BatchState:
-        reader = await self._looks.reader()
-        return batch_state(
-            sdk_model(MessageBatch, await reader.get_json(f"v1/messages/batches/{batch_id}", timeout=timeout))
-        )
+        answer = await self._loop.get_json(f"v1/messages/batches/{batch_id}", timeout=timeout)
+        return batch_state(sdk_model(MessageBatch, answer))
 
     async def acancel(self, batch_id: str, *, retry: RetryPolicy, timeout: float | None = None) -> BatchState:
         async def cancel_once() -> BatchState:
-            client = await self._shared()
+            client = await self._loop.sdk_client()
             with _translated(cancelling=True):
                 return _cancelled(
                     batch_state(await client.messages.batches.cancel(batch_id, **_timeout(timeout)))
                 )
 
         return await acall_with_retries(cancel_once, retry, f"Cancelling batch {batch_id}")
-
-    async def arefresh_credentials(self) -> None:
-        if self._async_client is not None:
-            discard_shared_async_client(self._async_key, self._async_client)
-            self._async_client = None
-        await self._looks.discard()
 
 
 def anthropic_client_kwargs(conn: Any, extras: Mapping[str, Any]) -> dict[str, Any]:

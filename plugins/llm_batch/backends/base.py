@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, ClassVar
 from llm_batch.backends.providers import Provider
 from llm_batch.backends.records import BatchInput, BatchState, ResultLine, SubmissionTag, SubmitResult
 from llm_batch.backends.retry import ONCE, RetryPolicy
+from llm_batch.backends.status_reader import LoopClients
 
 if TYPE_CHECKING:
     from llm_batch.job import BatchJob
@@ -28,6 +29,8 @@ class BatchBackend(ABC):
 
     #: The provider, as logs name it and as each result and failure row records it (``vendor``).
     name: ClassVar[Provider]
+    #: The account's clients on the triggerer's loop (made in ``__init__``, connected on first use).
+    _loop: LoopClients
     #: Enqueued-token limits declared for this account, by model (or deployment): the
     #: connection's ``enqueued_token_limits`` extra. See ``llm_batch.capacity``.
     enqueued_token_limits: Mapping[str, int] = MappingProxyType({})
@@ -101,17 +104,17 @@ class BatchBackend(ABC):
     def refresh_credentials(self) -> None:
         """Read the connection again on the next call (after a 401: the key may have been rotated)."""
 
-    @abstractmethod
     async def aconnect(self) -> None:
         """Make the loop's shared status reader (and the SDK client it is made from) ready.
 
         Called before a wait's first poll: a thousand waits that start together then queue
         once behind the client's creation, before their polls are spread out, not after.
         """
+        await self._loop.hold()
 
-    @abstractmethod
     async def adisconnect(self) -> None:
         """End what :meth:`aconnect` began: the shared reader closes once no wait holds it."""
+        await self._loop.release()
 
     @abstractmethod
     async def aretrieve(self, batch_id: str, *, timeout: float | None = None) -> BatchState:
@@ -121,9 +124,9 @@ class BatchBackend(ABC):
     async def acancel(self, batch_id: str, *, retry: RetryPolicy, timeout: float | None = None) -> BatchState:
         """:meth:`cancel` on the event loop, through the loop's shared client."""
 
-    @abstractmethod
     async def arefresh_credentials(self) -> None:
         """:meth:`refresh_credentials` for the loop's shared client and status reader."""
+        await self._loop.discard()
 
     def close(self) -> None:  # noqa: B027 - backends without a pool of their own have nothing to close
         """Release the worker-side client's connection pool."""

@@ -49,8 +49,7 @@ from llm_batch.backends.retry import (
     call_with_retries,
     create_once,
 )
-from llm_batch.backends.shared_clients import discard_shared_async_client, shared_async_client
-from llm_batch.backends.status_reader import ReaderHold, sdk_model
+from llm_batch.backends.status_reader import LoopClients, sdk_model
 from llm_batch.clock import utcnow
 
 log = logging.getLogger(__name__)
@@ -80,9 +79,7 @@ class OpenAIBatchBackend(BatchBackend):
     def __init__(self, conn_id: str = DEFAULT_CONN_ID, *, client: OpenAI | None = None) -> None:
         self.conn_id = conn_id
         self._client = client.with_options(max_retries=0) if client is not None else None
-        self._async_key = f"{self.name}:{conn_id}"
-        self._async_client: AsyncOpenAI | None = None
-        self._looks = ReaderHold(self._async_key, self._shared)
+        self._loop = LoopClients(f"{self.name}:{conn_id}", self._build_async_client)
 
     # --- worker side -------------------------------------------------------------------------
 
@@ -211,10 +208,6 @@ class OpenAIBatchBackend(BatchBackend):
 
     # --- triggerer side ----------------------------------------------------------------------
 
-    async def _shared(self) -> AsyncOpenAI:
-        self._async_client = await shared_async_client(self._async_key, self._build_async_client)
-        return self._async_client
-
     async def _build_async_client(self) -> AsyncOpenAI:
         built = await OpenAIHook(conn_id=self.conn_id).aget_conn()
         limits = type(openai.DEFAULT_CONNECTION_LIMITS)(
@@ -223,29 +216,18 @@ class OpenAIBatchBackend(BatchBackend):
         # The built client has not connected yet: swapping its HTTP client leaves nothing open.
         return built.with_options(max_retries=0, http_client=openai.DefaultAsyncHttpxClient(limits=limits))
 
-    async def aconnect(self) -> None:
-        await self._looks.hold()
-
-    async def adisconnect(self) -> None:
-        await self._looks.release()
-
     async def aretrieve(self, batch_id: str, *, timeout: float | None = None) -> BatchState:
-        reader = await self._looks.reader()
-        return batch_state(sdk_model(Batch, await reader.get_json(f"batches/{batch_id}", timeout=timeout)))
+        return batch_state(
+            sdk_model(Batch, await self._loop.get_json(f"batches/{batch_id}", timeout=timeout))
+        )
 
     async def acancel(self, batch_id: str, *, retry: RetryPolicy, timeout: float | None = None) -> BatchState:
         async def cancel_once() -> BatchState:
-            client = await self._shared()
+            client = await self._loop.sdk_client()
             with _translated(cancelling=True):
                 return batch_state(await client.batches.cancel(batch_id, **_timeout(timeout)))
 
         return await acall_with_retries(cancel_once, retry, f"Cancelling batch {batch_id}")
-
-    async def arefresh_credentials(self) -> None:
-        if self._async_client is not None:
-            discard_shared_async_client(self._async_key, self._async_client)
-            self._async_client = None
-        await self._looks.discard()
 
 
 def batch_state(batch: Any) -> BatchState:

@@ -6,6 +6,8 @@ second, where 5,000 waits polling every 5 s need 1,000. The same GET through aio
 0.2 ms. The SDK still defines what is sent and read: its client's base URL, default and auth
 headers and default query (Azure's ``api-version``) make the request, and the SDK's model class
 reads the answer (``sdk_model``). Everything else stays on the SDK.
+
+``LoopClients`` is a wait's handle on both, shared by every wait of an account on the loop.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ class StatusReader:
         self._proxy, self._proxy_auth = proxy or (None, None)
         self._session: aiohttp.ClientSession | None = None
         self._looks = 0  # in flight
-        self._holders = 0  # waits between their first look and their end (``ReaderHold``)
+        self._holders = 0  # waits between their first look and their end (``LoopClients``)
         self._retired = False
 
     @classmethod
@@ -121,21 +123,31 @@ class StatusReader:
             await self.close()
 
 
-class ReaderHold:
-    """One wait's use of its account's reader, shared on the loop: held from :meth:`hold` to
-    :meth:`release`, so that the reader's session closes once the last wait using it ends."""
+class LoopClients:
+    """One wait's clients of its account on the triggerer's loop, each shared by every wait there:
+    the SDK client (cancels) and the status reader made from it (looks).
 
-    def __init__(self, key: str, sdk_client: Callable[[], Awaitable[Any]]) -> None:
-        self._key, self._sdk_client = key, sdk_client  # the SDK client the reader is made from
+    The reader is held from :meth:`hold` to :meth:`release`, so that its session closes once the
+    last wait using it ends.
+    """
+
+    def __init__(self, key: str, build_sdk_client: Callable[[], Awaitable[Any]]) -> None:
+        self._key, self._build_sdk_client = key, build_sdk_client
+        self._sdk_client: Any = None  # the last one used
         self._reader: StatusReader | None = None  # the last one used
         self._held: StatusReader | None = None
         self._holding = False
 
+    async def sdk_client(self) -> Any:
+        """The loop's SDK client of the account, built on first use."""
+        self._sdk_client = await shared_async_client(self._key, self._build_sdk_client)
+        return self._sdk_client
+
     async def reader(self) -> StatusReader:
-        """The loop's reader of the account, made on first use; held if this wait holds one."""
+        """The loop's status reader of the account, made on first use; held if this wait holds one."""
 
         async def build() -> StatusReader:
-            return await StatusReader.of(await self._sdk_client())
+            return await StatusReader.of(await self.sdk_client())
 
         reader = self._reader = await shared_async_client(f"{self._key}:status", build)
         if self._holding and reader is not self._held:  # first use, or made anew after a discard
@@ -144,6 +156,10 @@ class ReaderHold:
                 await self._held.release()
             self._held = reader
         return reader
+
+    async def get_json(self, path: str, *, timeout: float | None = None) -> dict[str, Any]:
+        """A look: ``path`` read through the reader (see :meth:`StatusReader.get_json`)."""
+        return await (await self.reader()).get_json(path, timeout=timeout)
 
     async def hold(self) -> None:
         self._holding = True
@@ -156,13 +172,15 @@ class ReaderHold:
             await held.release()
 
     async def discard(self) -> None:
-        """Forget the loop's reader and the SDK client it was made from (after a 401: the key may
-        have been rotated), so that the next look reads the connection again."""
-        if (reader := self._reader) is None:
-            return
-        discard_shared_async_client(f"{self._key}:status", reader)
-        discard_shared_async_client(self._key, reader.made_from)
-        await reader.retire()
+        """Forget the loop's SDK client and reader (after a 401: the key may have been rotated), so
+        that the next call reads the connection again. Not closed while other waits still use them."""
+        for client in (self._sdk_client, self._reader and self._reader.made_from):
+            if client is not None:
+                discard_shared_async_client(self._key, client)
+        self._sdk_client = None
+        if (reader := self._reader) is not None:
+            discard_shared_async_client(f"{self._key}:status", reader)
+            await reader.retire()
 
 
 async def env_proxy(url: str) -> tuple[URL, aiohttp.BasicAuth | None] | None:

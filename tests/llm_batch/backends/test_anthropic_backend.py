@@ -124,7 +124,7 @@ def test_the_triggers_calls_go_through_one_shared_async_client(backend):
         states = [await wait.aretrieve(made.state.id) for wait in waits]
         with pytest.raises(BatchNotFound):
             await waits[0].aretrieve("msgbatch_unknown")
-        shared = {id(await wait._looks.reader()) for wait in waits}
+        shared = {id(await wait._loop.reader()) for wait in waits}
         await close_shared_async_clients()
         return states, shared
 
