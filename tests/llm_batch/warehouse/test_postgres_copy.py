@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -92,3 +93,31 @@ def test_an_instant_into_a_column_without_a_zone_keeps_its_utc_wall_clock(pg_dsn
     with postgres_warehouse(pg_dsn) as wh:
         (back,) = wh.read_arrow("SELECT at FROM events").column("at").to_pylist()
     assert back == dt.datetime(2024, 5, 1, 20, 30)  # as CSV's "2024-05-01 20:30:00Z" would store it
+
+
+@pytest.mark.parametrize(
+    ("arrow_type", "values"),
+    [
+        (pa.decimal128(12, 3), [Decimal("-123456789.125"), Decimal("0.001"), None]),
+        (pa.int8(), [-128, 127, None]),
+        (pa.uint16(), [0, 65535, None]),
+        (pa.uint32(), [0, 4294967295, None]),
+        (
+            pa.timestamp("s"),
+            [dt.datetime(1969, 12, 31, 23, 59, 59), dt.datetime(2038, 1, 19, 3, 14, 8), None],
+        ),
+        (pa.list_(pa.int32()), [[1, None, -(2**31)], [], None]),
+        (pa.list_(pa.bool_()), [[True, False, None], [], None]),
+        (pa.list_(pa.date32()), [[dt.date(1999, 12, 31), None], [], None]),
+    ],
+)
+def test_each_type_the_warehouse_maps_goes_in_binary_and_reads_back(pg_dsn, copy_into, arrow_type, values):
+    rows = pa.table({"k": pa.array(range(len(values)), pa.int64()), "v": pa.array(values, arrow_type)})
+    with postgres_warehouse(pg_dsn) as wh:
+        wh.ensure_table("typed", rows.schema, primary_key=["k"])
+
+    statement = copy_into('"typed"', rows)
+
+    assert statement.endswith("(FORMAT binary)")
+    with postgres_warehouse(pg_dsn) as wh:
+        assert wh.read_arrow("SELECT v FROM typed ORDER BY k").column("v").to_pylist() == values
