@@ -10,10 +10,11 @@ On PostgreSQL the re-run is also timed with the library's replace (keys through 
 table, delete, then the rows copied straight into the target) beside an alternative that stages
 every row and keeps the stored rows equal to theirs unwritten, alternately in the same run, each
 re-running the stored rows as they are and rows whose every answer changed; the ratios are
-printed. Measured at a load average of 7: 2.08x the library's rows/s for equal rows but 0.58x
-for changed rows, and its next day of new keys took 23 s where the library's took 9.6 s (in an
-earlier run, load average 3): the nightly case pays for it, so the library stages keys only. The machine's load average is
-printed beside the figures: on a busy machine every figure is slower, the ratios less so.
+printed. Measured with binary COPY (load average 1-4): 1.82x the library's rows/s for equal
+rows but 0.62x for changed rows (with CSV COPY, load average 7: 2.08x and 0.58x), and its next
+day of new keys took 23 s where the library's took 9.6 s (CSV, load average 3): the nightly
+case pays for it, so the library stages keys only. The machine's load average is printed
+beside the figures: on a busy machine every figure is slower, the ratios less so.
 Prints the targets of DESIGN.md with PASS/MISS; asserts nothing about time.
 
 PostgreSQL comes from PGHOST, PGPORT, PGUSER and PGDATABASE (default 127.0.0.1:5432, user
