@@ -308,11 +308,11 @@ async def test_waits_that_start_together_read_their_connection_once(shared_serve
 
     async def counting_get_async_connection(conn_id, *args, **kwargs):
         reads.append(conn_id)
-        await asyncio.sleep(0.05)  # still under way when the other waits ask
         return await get_async_connection(conn_id, *args, **kwargs)
 
     monkeypatch.setattr(compat, "get_async_connection", counting_get_async_connection)
 
+    # The read runs as a task queued after the 20 waits: each asks while it is under way.
     together = await asyncio.gather(*(first_event(fast_trigger(batch.id)) for _ in range(20)))
     reads_together = len(reads)
     later = await first_event(fast_trigger(batch.id))
@@ -341,6 +341,7 @@ async def test_looks_go_through_the_proxy_the_environment_names(unused_tcp_port,
     monkeypatch.delenv("no_proxy", raising=False)
     sdk = openai.AsyncOpenAI(api_key="k", base_url="http://api.example.invalid/v1")
     reader = await StatusReader.of(sdk)
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # read when the reader was made, not per look
     try:
         answers = [await reader.get_json("batches/batch_x", timeout=5) for _ in range(2)]
     finally:

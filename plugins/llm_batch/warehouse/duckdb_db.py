@@ -27,7 +27,8 @@ DEFAULT_LOCK_WAIT_SECONDS = 300.0
 
 # DuckDB keeps every block of the file it has read cached up to its memory limit, 80 % of the
 # machine's memory by default: a task's memory would follow the size of the tables it scans (the
-# claims and results of every night). A file database gets this limit instead; work beyond it spills to ``<file>.tmp``. ``:memory:`` keeps DuckDB's own.
+# claims and results of every night). A file database gets this limit instead; work beyond it
+# spills to ``<file>.tmp``. ``:memory:`` keeps DuckDB's own.
 MEMORY_LIMIT_ENV = "LLM_BATCH_DUCKDB_MEMORY_LIMIT"
 DEFAULT_MEMORY_LIMIT = "512MB"
 # Lower still while a stream of batches is read (restored after): room for a query's own work,

@@ -1,7 +1,7 @@
 """Arrow rows into a PostgreSQL table through ``COPY``: binary where the table's columns take it, else CSV.
 
 Binary COPY (the rows encoded by ``pgpq``, in Rust, straight from Arrow's buffers) spares the
-server parsing text: 1M rows into an empty keyed table measured 2.5-3x faster than CSV here.
+server parsing text: 1M rows into an empty keyed table took 3.1 s here, 5.0 s as CSV.
 But binary values must be of the column's exact type (an Arrow int64 cannot go into an
 ``integer`` column), so it is used only when every column's catalog type is the one the encoder
 writes. Otherwise, as for a table someone created with other types, the rows go as CSV, which
