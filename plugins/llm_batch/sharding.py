@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 from llm_batch.job import ShardLimits
 from llm_batch.request_lines import RequestLine
 from llm_batch.retryable import PermanentError
-from llm_batch.storage import ObjectStoragePath, read_rows_where
+from llm_batch.storage import ObjectStoragePath, read_table
 
 if TYPE_CHECKING:
     from llm_batch.handoffs import ShardSpec
@@ -88,7 +88,7 @@ def shard_index(spec: ShardSpec) -> pa.Table:
     The run's index holds every shard, a row group each as the build writes it: only the shard's
     own is read, so a shard's task holds its 50k rows, not the run's millions.
     """
-    table = read_rows_where(ObjectStoragePath(spec.index_path), "shard", spec.shard)
+    table = read_table(ObjectStoragePath(spec.index_path), filters=[("shard", "==", spec.shard)])
     if spec.attempt > 1:  # a follow-up round holds a subset of its first round's requests
         ids = pa.array([custom_id_of(line) for line in shard_lines(spec.path)], pa.string())
         table = table.filter(pc.is_in(table["custom_id"], ids))

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import BinaryIO
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from airflow.sdk import ObjectStoragePath
 
@@ -67,30 +66,12 @@ def write_table(path: ObjectStoragePath, table: pa.Table) -> None:
     write_bytes(path, buffer.getvalue())
 
 
-def read_table(path: ObjectStoragePath) -> pa.Table:
+def read_table(path: ObjectStoragePath, filters: list[tuple] | None = None) -> pa.Table:
+    """The table of a Parquet file; with ``filters`` (pyarrow's ``[(column, op, value)]``) its
+    matching rows alone, read from the row groups whose statistics admit them: a reader of one part
+    of a large file holds that part, not the file."""
     with path.open("rb") as handle:
-        return pq.read_table(handle)
-
-
-def read_rows_where(path: ObjectStoragePath, column: str, value: int) -> pa.Table:
-    """The rows of a table file whose ``column`` equals ``value``, reading only the row groups
-    whose statistics admit it: a reader of one part of a large file holds that part alone."""
-    with path.open("rb") as handle:
-        parquet = pq.ParquetFile(handle)
-        leaf = parquet.schema_arrow.get_field_index(column)  # a flat schema: fields are its leaves
-        groups = [
-            group
-            for group in range(parquet.metadata.num_row_groups)
-            if _may_hold(parquet.metadata.row_group(group).column(leaf).statistics, value)
-        ]
-        table = parquet.read_row_groups(groups) if groups else parquet.schema_arrow.empty_table()
-    return table.filter(pc.equal(table[column], value))
-
-
-def _may_hold(statistics: pq.Statistics | None, value: int) -> bool:
-    if statistics is None or not statistics.has_min_max:
-        return True
-    return statistics.min <= value <= statistics.max
+        return pq.read_table(handle, filters=filters)
 
 
 def read_table_batches(path: ObjectStoragePath, *, batch_bytes: int) -> Iterator[pa.RecordBatch]:

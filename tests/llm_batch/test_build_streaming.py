@@ -32,6 +32,7 @@ from llm_batch.request_lines import Rejection, RequestLine, dedupe, iter_request
 from llm_batch.run_window import RunWindow
 from llm_batch.settled import drop_superseded, settled_requests
 from llm_batch.sharding import iter_shards, shard_index
+from llm_batch.storage import ObjectStoragePath
 from llm_batch.warehouse import Warehouse, duckdb_warehouse
 from tests.llm_batch.jobs import sentiment_job
 from tests.llm_batch.overlap import store_source
@@ -230,21 +231,39 @@ def test_a_row_limit_builds_the_first_keys_the_same_way_every_time(setup):
     assert index.num_rows > 100
 
 
-def test_a_shards_index_rows_are_read_from_its_own_row_group_alone(setup, monkeypatch):
+def test_a_shards_index_rows_are_read_from_its_own_row_group_alone(setup, tmp_path, monkeypatch):
     job, warehouse = setup
     built = stream_build(job, warehouse, chunk_rows=250)
-    whole = pq.read_table(built.shards[0].index_path.removeprefix("file://"))
-    read_groups = []
-    read_row_groups = pq.ParquetFile.read_row_groups
+    # The build's index at a size where a row group outweighs the reader's first read of the
+    # file's tail (64 KiB): twenty shards of 20,000 rows, a row group each, as the build writes it.
+    built_index = pq.read_table(built.shards[0].index_path.removeprefix("file://"))
+    rows = built_index.take(pa.array([i % built_index.num_rows for i in range(400_000)]))
+    rows = rows.set_column(
+        rows.schema.get_field_index("shard"),
+        "shard",
+        pa.array([i // 20_000 for i in range(400_000)], rows.schema.field("shard").type),
+    )
+    path = tmp_path / "index.parquet"
+    pq.write_table(rows, path, row_group_size=20_000)
+    spec = dataclasses.replace(built.shards[2], index_path=f"file://{path}", shard=7)
+    read = []
+    open_path = ObjectStoragePath.open
 
-    def spying(self, row_groups, *args, **kwargs):
-        read_groups.append(list(row_groups))
-        return read_row_groups(self, row_groups, *args, **kwargs)
+    def counting_open(self, *args, **kwargs):
+        handle = open_path(self, *args, **kwargs)
+        read_bytes = handle.read
 
-    monkeypatch.setattr(pq.ParquetFile, "read_row_groups", spying)
-    spec = built.shards[2]
+        def counting_read(*size):
+            data = read_bytes(*size)
+            read.append(len(data))
+            return data
+
+        handle.read = counting_read
+        return handle
+
+    monkeypatch.setattr(ObjectStoragePath, "open", counting_open)
 
     index = shard_index(spec)
 
-    assert index.equals(whole.filter(pc.equal(whole["shard"], spec.shard)))
-    assert index.num_rows == spec.requests and read_groups == [[spec.shard]]
+    assert index.equals(rows.filter(pc.equal(rows["shard"], 7)))
+    assert sum(read) < 2 * path.stat().st_size / 20  # its row group and the footer, not the file
