@@ -165,8 +165,13 @@ class PostgresWarehouse(Warehouse):
                 )
                 copy_rows(cur, stage, rows.select(keys))
                 cur.execute(f"ANALYZE {stage}")  # a good plan for the delete: index probes or a hash join
-                cur.execute(f"DELETE FROM {table} AS t USING {stage} AS r WHERE {join_on(keys)}")
-                deleted += cur.rowcount
+                # EXISTS, not USING: with USING the planner may hash the target and delete in the
+                # keys' order, a random walk over its pages (1M of 2M rows: 240k pages dirtied, 5-6 s).
+                with _hash_memory(cur, rows.select(keys)):
+                    cur.execute(
+                        f"DELETE FROM {table} AS t WHERE EXISTS (SELECT FROM {stage} AS r WHERE {join_on(keys)})"
+                    )
+                    deleted += cur.rowcount
                 # Dropped now, not at commit: a later replace_rows in the same transaction makes its own.
                 cur.execute(f"DROP TABLE {stage}")
                 copy_rows(cur, table, rows, order=order.result())
@@ -176,6 +181,27 @@ class PostgresWarehouse(Warehouse):
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+@contextmanager
+def _hash_memory(cur: psycopg.Cursor, keys: pa.Table) -> Iterator[None]:
+    """Room in ``work_mem`` for the keys' hash table, for the statement run in the block.
+
+    The delete by semi join hashes the keys and sweeps the target once in its physical order, so
+    each page of old rows is dirtied once. A hash that outgrows ``work_mem`` is split in batches,
+    one sweep each: with 1M keys and the default 4 MB (8 batches), shared buffers saw 163k pages
+    dirtied instead of 20k and the delete took 6.5 s instead of 3.1-3.9 s.
+    """
+    needed_kb = (keys.nbytes + 64 * keys.num_rows) // 1024 + 1
+    kb_now = cur.execute("SELECT setting::bigint FROM pg_settings WHERE name = 'work_mem'").fetchone()[0]
+    if needed_kb > kb_now:  # local to the transaction: a failed statement rolls the setting back too
+        cur.execute("SELECT set_config('work_mem', %s, true)", (f"{min(needed_kb, _MAX_HASH_KB)}kB",))
+    yield
+    if needed_kb > kb_now:
+        cur.execute("SELECT set_config('work_mem', %s, true)", (f"{kb_now}kB",))
+
+
+_MAX_HASH_KB = 1 << 20  # 1 GiB: a load's piece is 64 MB of Arrow data, so its keys stay well below
 
 
 def _lock_id(name: str) -> int:

@@ -1,8 +1,9 @@
-"""A PostgreSQL load killed inside its transaction: the old rows stay, and the retry lands once.
+"""PostgreSQL's replace: how it deletes the old rows, and a load killed inside its transaction.
 
-The load runs in a separate process that stops just before a chosen statement of the replace
-(after the keys' COPY into the temporary table, or after the DELETE, before the rows' COPY) and
-is SIGKILLed there, as a worker killed by the OOM killer or a lost node would be.
+A killed load leaves the old rows, and the retry lands once. The load runs in a separate
+process that stops just before a chosen statement of the replace (after the keys' COPY into the
+temporary table, or after the DELETE, before the rows' COPY) and is SIGKILLed there, as a worker
+killed by the OOM killer or a lost node would be.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import sys
 import time
 from pathlib import Path
 
+import psycopg
 import pyarrow as pa
 import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from llm_batch.warehouse import postgres_warehouse
 from tests.postgres import kill_mid_load
@@ -106,3 +109,37 @@ def test_a_load_killed_inside_its_transaction_leaves_the_old_rows_and_the_retry_
         )
     assert per_key.num_rows == 0
     assert labels(pg_dsn) == {"new": KEYS, "old": 1_000}
+
+
+@pytest.mark.needs_postgres
+def test_the_old_rows_go_in_one_sweep_of_the_table_whatever_work_mem_the_session_has(
+    pg_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The delete's plan, with what it did, is read in a savepoint rolled back before the delete runs.
+    plans: list[str] = []
+    execute = psycopg.Cursor.execute
+
+    def explaining_execute(self, query, params=None, **kwargs):
+        if str(query).startswith("DELETE FROM") and "EXISTS" in str(query):
+            execute(self, "SAVEPOINT probe")
+            explained = execute(self, "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + str(query), params)
+            plans.append("\n".join(line for (line,) in explained.fetchall()))
+            execute(self, "ROLLBACK TO SAVEPOINT probe")
+        return execute(self, query, params, **kwargs)
+
+    small = make_conninfo(pg_dsn, options=f"{conninfo_to_dict(pg_dsn)['options']} -c work_mem=1MB")
+    keys = 60_000  # their hash needs ~3 MB: batches under 1 MB of work_mem (2 MB for hashes)
+    with postgres_warehouse(small) as wh:
+        wh.ensure_table("results", SCHEMA, primary_key=["review_key"])
+        wh.replace_rows("results", rows("old", range(keys)), match_columns=["review_key"])
+        monkeypatch.setattr(psycopg.Cursor, "execute", explaining_execute)
+        result = wh.replace_rows("results", rows("new", range(keys)), match_columns=["review_key"])
+        monkeypatch.undo()
+        work_mem = wh.read_arrow("SELECT current_setting('work_mem') AS v").column("v")[0].as_py()
+
+    assert (result.deleted, result.inserted) == (keys, keys)
+    assert labels(pg_dsn) == {"new": keys}
+    (plan,) = plans
+    assert "Hash Semi Join" in plan, plan  # the keys hashed, the table swept in its own order
+    assert "Batches: 1 " in plan, plan  # in one sweep
+    assert work_mem == "1MB"  # the session's setting is back once the delete is done
