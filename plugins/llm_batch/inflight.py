@@ -58,18 +58,6 @@ def taken_requests(
     }
 
 
-def newest_in_flight(
-    warehouse: Warehouse, job: str, keys: list[str], run_id: str | None, submission_key: str
-) -> dict[str, dt.date]:
-    """Key -> the newest row date another run has in flight for it."""
-    newest: dict[str, dt.date] = {}
-    for claim in _claims_of_others(warehouse, job, keys, run_id, submission_key):
-        day = claim["row_date"]
-        if day is not None and (claim["key"] not in newest or day > newest[claim["key"]]):
-            newest[claim["key"]] = day
-    return newest
-
-
 def _claims_of_others(
     warehouse: Warehouse, job: str, keys: list[str] | None, run_id: str | None, submission_key: str | None
 ) -> list[dict]:
@@ -99,23 +87,25 @@ def claim_requests(
     row_dates: list[dt.date | None] | None = None,
     forced: bool = False,
 ) -> set[Request]:
-    """Claim ``requests`` for a submission; return those left out: held by another run, or answered.
+    """Claim ``requests`` for a submission; return those left out: superseded, held by another run, or answered.
 
-    Answers count too: a run that built before another landed the same rows must not pay for
-    them now. Claims are read before answers, since a load lands answers and drops their claims
-    at once. A ``forced`` run takes them all: it pays for fresh answers on purpose.
+    A request is superseded when a newer version of its key (a later row date than its own
+    ``row_dates`` entry) has landed, or gone in flight, since this run was built: the older one
+    would not be loaded. Answers count too: a run that built before another landed the same rows
+    must not pay for them now. Claims are read before answers, since a load lands answers and
+    drops their claims at once; they are read once, under the lock, for both checks. A ``forced``
+    run takes every request not superseded: it pays for fresh answers on purpose.
     """
+    dates = row_dates or [None] * len(requests)
     with warehouse.exclusive(f"llm_batch_inflight:{job.name}", timeout=CLAIM_LOCK_TIMEOUT_SECONDS):
         queries.create_inflight(warehouse)
         keys = sorted({key for key, _ in requests})
-        held: set[Request] = set()
+        others = _claims_of_others(warehouse, job.name, keys, run_id, submission_key)
+        held = _superseded(warehouse, job, requests, dates, others)
         if not forced:
-            held = taken_requests(
-                warehouse, job.name, keys=keys, run_id=run_id, submission_key=submission_key
-            )
+            held |= {(claim["key"], claim["request_fingerprint"]) for claim in others}
             held |= queries.settled_requests(warehouse, job, keys)
         taken = set(requests) & held
-        dates = row_dates or [None] * len(requests)
         mine = [(request, day) for request, day in zip(requests, dates, strict=True) if request not in taken]
         queries.record_inflight(
             warehouse,
@@ -134,6 +124,29 @@ def claim_requests(
     return taken
 
 
+def _superseded(
+    warehouse: Warehouse,
+    job: BatchJob,
+    requests: list[Request],
+    dates: list[dt.date | None],
+    others: list[dict],
+) -> set[Request]:
+    """The requests whose key has a newer row date stored, or in flight in another run."""
+    if all(day is None for day in dates):
+        return set()
+    newest: dict[str, dt.date] = {}
+    stored = queries.stored_row_dates(warehouse, job, sorted({key for key, _ in requests}))
+    versions = [*((claim["key"], claim["row_date"]) for claim in others), *stored.items()]
+    for key, day in versions:
+        if day is not None and (key not in newest or day > newest[key]):
+            newest[key] = day
+    return {
+        request
+        for request, day in zip(requests, dates, strict=True)
+        if day is not None and request[0] in newest and day < newest[request[0]]
+    }
+
+
 def release(warehouse: Warehouse, job: str, submission_keys: Iterable[str]) -> int:
     """Release the claims of these submissions: their answers have landed."""
     return queries.release_inflight(warehouse, job, sorted(set(submission_keys)))
@@ -150,28 +163,13 @@ def claim_shard(
     requests = list(
         zip(index.column("key").to_pylist(), index.column("request_fingerprint").to_pylist(), strict=True)
     )
-    # A newer version of the key landed, or went in flight, since this run was built: the older
-    # one would not be loaded.
-    keys = sorted({key for key, _ in requests})
-    newer = newest_in_flight(warehouse, job.name, keys, run_id, submission_key)
-    for key, day in queries.stored_row_dates(warehouse, job, keys).items():
-        newer[key] = max(day, newer.get(key, day))
-    row_dates = index.column("row_date").to_pylist()
-    superseded = {
-        request
-        for request, day in zip(requests, row_dates, strict=True)
-        if request[0] in newer and day < newer[request[0]]
-    }
-    wanted = [
-        (request, day) for request, day in zip(requests, row_dates, strict=True) if request not in superseded
-    ]
-    taken = superseded | claim_requests(
+    taken = claim_requests(
         warehouse,
         job,
         submission_key,
         run_id,
-        [request for request, _ in wanted],
-        row_dates=[day for _, day in wanted],
+        requests,
+        row_dates=index.column("row_date").to_pylist(),
         forced=bool(spec.identity_salt),
     )
     if not taken:

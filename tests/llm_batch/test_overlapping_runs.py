@@ -7,6 +7,7 @@ is read back from the server's batches.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pyarrow as pa
@@ -18,7 +19,9 @@ from include.window_run import WindowRun
 from llm_batch.backends.openai_backend import OpenAIBatchBackend
 from llm_batch.build import build_run
 from llm_batch.collect import BatchFailedError
+from llm_batch.job import ShardLimits
 from llm_batch.run_window import RunWindow
+from llm_batch.warehouse import queries
 from tests.llm_batch.jobs import sentiment_job
 from tests.llm_batch.overlap import store_source
 
@@ -102,6 +105,25 @@ def test_a_run_built_before_another_landed_the_same_rows_does_not_pay_for_them(r
 
     finish(manual.submit())
     assert_paid_once_and_landed_once(runs)
+
+
+def test_a_shard_reads_the_claims_in_flight_once_to_claim(runs, monkeypatch):
+    """Once for both checks (held by another run, superseded by a newer version): with millions
+    of rows in flight, each read scans the in-flight table."""
+    job = dataclasses.replace(runs.job, shard_limits=ShardLimits(max_requests=15))
+    server = runs.server
+    manual = WindowRun(job, RANGE, runs.open_warehouse, OpenAIBatchBackend(client=server.client()), "manual")
+    manual.build()
+    reads = []
+    read = queries.live_inflight
+    monkeypatch.setattr(
+        queries, "live_inflight", lambda *args, **kwargs: reads.append(1) or read(*args, **kwargs)
+    )
+    shards = len(manual.specs)
+    manual.submit()
+
+    assert shards > 1
+    assert len(reads) == shards
 
 
 def test_rows_of_a_failed_batch_are_not_held_by_it(runs):
