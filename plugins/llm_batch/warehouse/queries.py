@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from llm_batch.warehouse.identifiers import column_list, quote_ident, quote_table
 from llm_batch.warehouse.tables import (
@@ -271,23 +272,42 @@ def live_inflight(
     if not warehouse.table_exists(INFLIGHT_TABLE):
         return INFLIGHT_SCHEMA.empty_table().select(list(_CLAIM_COLUMNS))
     claim_key = "c." + quote_ident("key")
+    params = {
+        "job": job,
+        "submitting_since": submitting_since,
+        "running_since": running_since,
+        "landing_since": landing_since,
+    }
     with _key_filter(warehouse, keys) as among:
         return warehouse.read_arrow(
             f"SELECT {', '.join('c.' + quote_ident(name) for name in _CLAIM_COLUMNS)} "
             f"FROM {quote_table(INFLIGHT_TABLE)} AS c JOIN {quote_table(LEDGER_TABLE)} AS l "
             'ON l."submission_key" = c."submission_key" '
-            f'WHERE c."job" = :job AND {among(claim_key)} AND l."status" <> \'failed\' AND ('
+            f'WHERE c."job" = :job AND {among(claim_key)} AND {_within_range(warehouse, claim_key, keys, params)} '
+            "AND l.\"status\" <> 'failed' AND ("
             '(l."batch_id" IS NULL AND l."finished_at" IS NULL AND l."intent_at" >= :submitting_since) '
             'OR (l."batch_id" IS NOT NULL AND l."finished_at" IS NULL '
             'AND coalesce(l."submitted_at", l."intent_at") >= :running_since) '
             'OR (l."finished_at" >= :landing_since AND coalesce(l."completed", 0) > 0))',
-            {
-                "job": job,
-                "submitting_since": submitting_since,
-                "running_since": running_since,
-                "landing_since": landing_since,
-            },
+            params,
         )
+
+
+def _within_range(warehouse: Warehouse, column: str, keys: Keys | None, params: dict[str, Any]) -> str:
+    """On DuckDB, SQL bounding the text ``column`` by the least and greatest of ``keys``; else TRUE.
+
+    DuckDB skips row groups by constants only, not by the staged keys it hashes. Claims are
+    written a shard at a time, and a shard is a range of custom_ids (the keys themselves, when
+    safe), so the bounds let a claim read the row groups of its own key range instead of every
+    claim in flight (5M claims: 1 of 41 row groups). DuckDB compares text byte by byte, as
+    Arrow's min/max do; on PostgreSQL a collation may not, and the key's index serves instead.
+    """
+    if warehouse.dialect != "duckdb" or keys is None or not len(keys):
+        return "TRUE"
+    values = keys if isinstance(keys, pa.Array) else pa.array(list(keys), pa.string())
+    bounds = pc.min_max(values)
+    params.update(key_low=bounds["min"].as_py(), key_high=bounds["max"].as_py())
+    return f"{column} BETWEEN :key_low AND :key_high"
 
 
 _CLAIM_COLUMNS = ("key", "request_fingerprint", "row_date", "submission_key", "run_id")

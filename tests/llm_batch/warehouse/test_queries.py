@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from contextlib import nullcontext
 
 import pyarrow as pa
@@ -24,8 +25,8 @@ from llm_batch.run_window import RunWindow
 from llm_batch.settled import settled_requests
 from llm_batch.storage import ObjectStoragePath, read_table, write_table
 from llm_batch.submission import submit_shard
-from llm_batch.warehouse import Warehouse, quote_table
-from llm_batch.warehouse.queries import record_run
+from llm_batch.warehouse import Warehouse, duckdb_warehouse, quote_table
+from llm_batch.warehouse.queries import create_inflight, live_inflight, record_inflight, record_run
 from llm_batch.warehouse.tables import (
     FAILURE_TABLE_KEY,
     FAILURE_TABLE_SCHEMA,
@@ -197,3 +198,70 @@ def test_a_run_row_must_have_the_columns_of_the_runs_table(warehouse: Warehouse)
     assert warehouse.read_arrow(f"SELECT cost_usd FROM {RUNS_TABLE}").to_pylist() == [{"cost_usd": 0.5}]
     with pytest.raises(ValueError, match=r"unknown: \['surprise'\], missing: \['reported_at'\]"):
         record_run(warehouse, {k: v for k, v in row.items() if k != "reported_at"} | {"surprise": 1})
+
+
+def in_flight(submission_key: str, keys: list[str]) -> pa.Table:
+    """Claims of one submission, the request fingerprint being the key's."""
+    return pa.table(
+        {
+            "job": ["review_sentiment"] * len(keys), "key": keys, "request_fingerprint": keys,
+            "row_date": pa.array([DAY] * len(keys), pa.date32()), "submission_key": [submission_key] * len(keys),
+            "run_id": ["r"] * len(keys), "claimed_at": pa.array([dt.datetime(2026, 11, 22)] * len(keys), pa.timestamp("us")),
+        }
+    )  # fmt: skip
+
+
+def held(warehouse: Warehouse, keys: list[str]) -> list[str]:
+    since = dt.datetime(2026, 11, 1)
+    claims = live_inflight(
+        warehouse,
+        "review_sentiment",
+        submitting_since=since,
+        running_since=since,
+        landing_since=since,
+        keys=keys,
+    )
+    return sorted(claims.column("key").to_pylist())
+
+
+def test_claims_in_flight_are_found_for_keys_of_any_text(warehouse: Warehouse) -> None:
+    # DuckDB bounds the lookup by the keys' least and greatest: the bounds must hold every key as
+    # the database orders text (capitals, accents, digits, combining marks, other scripts).
+    texts = ["Zebra", "apple", "Äpfel", "zoo", "10", "9", "a b", "émile", "日本", "e\u0301", "", "~"]
+    BatchLedger(warehouse).record_intent(entry("s", minute=1))
+    create_inflight(warehouse)
+    record_inflight(warehouse, in_flight("s", texts))
+
+    for asked in (texts, texts[::3], ["Zebra", "zoo"], ["10"], ["Äpfel", "apple", "e\u0301"], ["", "~", "x"]):
+        assert held(warehouse, asked) == sorted(set(asked) & set(texts)), asked
+
+
+def test_a_claim_reads_the_claims_of_its_own_key_range_on_duckdb(tmp_path, monkeypatch) -> None:
+    """A shard's claim checks 50k keys against every claim in flight (5M in a 5M-row night): DuckDB
+    hashes the keys, and skips the row groups outside their range."""
+    per_shard = 130_000  # DuckDB's row groups hold 122,880 rows
+    scans: list[str] = []
+    with duckdb_warehouse(tmp_path / "warehouse.duckdb") as warehouse:
+        BatchLedger(warehouse).record_intent(entry("s", minute=1))
+        create_inflight(warehouse)
+        for shard in range(4):
+            keys = [f"rv-{n:09d}" for n in range(shard * per_shard, (shard + 1) * per_shard)]
+            record_inflight(warehouse, in_flight("s", keys))
+
+        read_arrow = warehouse.read_arrow
+
+        def explaining_read_arrow(sql, params=None):
+            if "llm_batch_inflight" in sql:
+                plan = read_arrow("EXPLAIN ANALYZE " + sql, params).column("explain_value")[0].as_py()
+                scans.extend(
+                    re.findall(r"Table: \S+llm_batch_inflight.*?Row Groups Scanned: (\d+ / \d+)", plan, re.S)
+                )
+            return read_arrow(sql, params)
+
+        monkeypatch.setattr(warehouse, "read_arrow", explaining_read_arrow)
+        asked = [f"rv-{n:09d}" for n in range(2 * per_shard + 10, 2 * per_shard + 50_010)]
+        assert held(warehouse, asked) == asked
+
+    ((scanned, total),) = [tuple(map(int, scan.split(" / "))) for scan in scans]
+    assert total >= 4
+    assert scanned <= 2  # the rows of its range span one or two row groups
