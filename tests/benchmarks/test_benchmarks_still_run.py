@@ -17,7 +17,7 @@ TOY_SIZES = {
     "bench_batch_runs_page.py": ["--runs", "6", "--repeat", "2"],
     "bench_scale.py": ["--sizes", "300", "--wave-rows", "300"],
     "bench_build_memory.py": ["--rows", "300", "600"],
-    "bench_claims.py": ["--in-flight", "2000", "4000", "--shard", "1000"],
+    "bench_task_memory.py": ["--sizes", "2000", "4000", "--shard", "1000", "--piece", "1000"],
     "bench_pipeline.py": ["--rows", "600", "--repeat", "1", "--baseline-rows", "200"],
     "bench_local_batch_api.py": ["--requests", "200", "--baseline-requests", "50"],
     "bench_trigger_waits.py": [

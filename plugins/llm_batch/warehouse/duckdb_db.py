@@ -25,15 +25,13 @@ LOCK_WAIT_ENV = "LLM_BATCH_DUCKDB_LOCK_WAIT_SECONDS"
 DEFAULT_LOCK_WAIT_SECONDS = 300.0
 
 
-# DuckDB keeps every block of the file it has read cached up to its memory limit, 80 % of the
-# machine's memory by default: a task's memory would follow the size of the tables it scans (the
-# claims and results of every night). A file database gets this limit instead; work beyond it
-# spills to ``<file>.tmp``. ``:memory:`` keeps DuckDB's own.
+# DuckDB keeps every block of the file it has read or written cached up to its memory limit, 80 %
+# of the machine's memory by default: a task's memory would follow the size of the tables it scans
+# and the rows it lands (``bench_task_memory.py``: a 5M-row load peaked at 884 MB with 512MB and
+# 648 MB with 256MB, in the same time, against 520 MB at 1M rows). A file database gets this limit
+# instead; work beyond it spills to ``<file>.tmp``. ``:memory:`` keeps DuckDB's own.
 MEMORY_LIMIT_ENV = "LLM_BATCH_DUCKDB_MEMORY_LIMIT"
-DEFAULT_MEMORY_LIMIT = "512MB"
-# Lower still while a stream of batches is read (restored after): room for a query's own work,
-# while the cache of blocks already read stays small.
-STREAM_MEMORY_LIMIT = "256MB"
+DEFAULT_MEMORY_LIMIT = "256MB"
 
 
 class DuckDBFileLocked(RuntimeError):
@@ -128,21 +126,14 @@ class DuckDBWarehouse(Warehouse):
         query, values = bind_named_params(sql, params, self.dialect)
         # A cursor of its own, so a statement run on this warehouse meanwhile cannot cut the stream short.
         with self._connection().cursor() as cursor:
-            # DuckDB keeps the file's blocks it has read cached up to its memory limit (most of the
-            # machine's memory by default): a stream over a large table would hold all of it.
-            ((limit,),) = cursor.execute("SELECT current_setting('memory_limit')").fetchall()
-            cursor.execute(f"SET memory_limit = '{STREAM_MEMORY_LIMIT}'").fetchall()
-            try:
-                reader = cursor.sql(query, params=values).to_arrow_reader(batch_rows)
-                empty = True
-                for batch in reader:
-                    if batch.num_rows:
-                        empty = False
-                        yield batch
-                if empty:
-                    yield pa.RecordBatch.from_pylist([], schema=reader.schema)
-            finally:
-                cursor.execute(f"SET memory_limit = '{limit}'").fetchall()
+            reader = cursor.sql(query, params=values).to_arrow_reader(batch_rows)
+            empty = True
+            for batch in reader:
+                if batch.num_rows:
+                    empty = False
+                    yield batch
+            if empty:
+                yield pa.RecordBatch.from_pylist([], schema=reader.schema)
 
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> int:
         query, values = bind_named_params(sql, params, self.dialect)
