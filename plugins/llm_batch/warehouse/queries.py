@@ -272,42 +272,46 @@ def live_inflight(
     if not warehouse.table_exists(INFLIGHT_TABLE):
         return INFLIGHT_SCHEMA.empty_table().select(list(_CLAIM_COLUMNS))
     claim_key = "c." + quote_ident("key")
-    params = {
-        "job": job,
-        "submitting_since": submitting_since,
-        "running_since": running_since,
-        "landing_since": landing_since,
-    }
+    in_range, bounds = _within_range(warehouse, claim_key, keys)
     with _key_filter(warehouse, keys) as among:
         return warehouse.read_arrow(
             f"SELECT {', '.join('c.' + quote_ident(name) for name in _CLAIM_COLUMNS)} "
             f"FROM {quote_table(INFLIGHT_TABLE)} AS c JOIN {quote_table(LEDGER_TABLE)} AS l "
             'ON l."submission_key" = c."submission_key" '
-            f'WHERE c."job" = :job AND {among(claim_key)} AND {_within_range(warehouse, claim_key, keys, params)} '
-            "AND l.\"status\" <> 'failed' AND ("
+            f'WHERE c."job" = :job AND {among(claim_key)} AND {in_range} AND l."status" <> \'failed\' AND ('
             '(l."batch_id" IS NULL AND l."finished_at" IS NULL AND l."intent_at" >= :submitting_since) '
             'OR (l."batch_id" IS NOT NULL AND l."finished_at" IS NULL '
             'AND coalesce(l."submitted_at", l."intent_at") >= :running_since) '
             'OR (l."finished_at" >= :landing_since AND coalesce(l."completed", 0) > 0))',
-            params,
+            {
+                "job": job,
+                "submitting_since": submitting_since,
+                "running_since": running_since,
+                "landing_since": landing_since,
+                **bounds,
+            },
         )
 
 
-def _within_range(warehouse: Warehouse, column: str, keys: Keys | None, params: dict[str, Any]) -> str:
-    """On DuckDB, SQL bounding the text ``column`` by the least and greatest of ``keys``; else TRUE.
+def _within_range(warehouse: Warehouse, column: str, keys: Keys | None) -> tuple[str, dict[str, str]]:
+    """On DuckDB, SQL bounding the text ``column`` by the least and greatest of ``keys``, and its
+    parameters; elsewhere TRUE.
 
     DuckDB skips row groups by constants only, not by the staged keys it hashes. Claims are
     written a shard at a time, and a shard is a range of custom_ids (the keys themselves, when
     safe), so the bounds let a claim read the row groups of its own key range instead of every
-    claim in flight (5M claims: 1 of 41 row groups). DuckDB compares text byte by byte, as
-    Arrow's min/max do; on PostgreSQL a collation may not, and the key's index serves instead.
+    claim in flight (``bench_task_memory.py``: against 5M claims the peak RSS stays that of 1M).
+    DuckDB compares text byte by byte, as Arrow's min/max do; PostgreSQL may order text by a
+    collation, and has the in-flight table's primary key to look keys up by.
     """
     if warehouse.dialect != "duckdb" or keys is None or not len(keys):
-        return "TRUE"
+        return "TRUE", {}
     values = keys if isinstance(keys, pa.Array) else pa.array(list(keys), pa.string())
     bounds = pc.min_max(values)
-    params.update(key_low=bounds["min"].as_py(), key_high=bounds["max"].as_py())
-    return f"{column} BETWEEN :key_low AND :key_high"
+    return f"{column} BETWEEN :key_low AND :key_high", {
+        "key_low": bounds["min"].as_py(),
+        "key_high": bounds["max"].as_py(),
+    }
 
 
 _CLAIM_COLUMNS = ("key", "request_fingerprint", "row_date", "submission_key", "run_id")
