@@ -101,7 +101,7 @@ def claim_requests(
         queries.create_inflight(warehouse)
         keys = sorted({key for key, _ in requests})
         others = _claims_of_others(warehouse, job.name, keys, run_id, submission_key)
-        held = _superseded(warehouse, job, requests, dates, others)
+        held = _superseded(warehouse, job, requests, dates, keys, others)
         if not forced:
             held |= {(claim["key"], claim["request_fingerprint"]) for claim in others}
             held |= queries.settled_requests(warehouse, job, keys)
@@ -129,13 +129,14 @@ def _superseded(
     job: BatchJob,
     requests: list[Request],
     dates: list[dt.date | None],
+    keys: list[str],
     others: list[dict],
 ) -> set[Request]:
     """The requests whose key has a newer row date stored, or in flight in another run."""
     if all(day is None for day in dates):
         return set()
     newest: dict[str, dt.date] = {}
-    stored = queries.stored_row_dates(warehouse, job, sorted({key for key, _ in requests}))
+    stored = queries.stored_row_dates(warehouse, job, keys)
     versions = [*((claim["key"], claim["row_date"]) for claim in others), *stored.items()]
     for key, day in versions:
         if day is not None and (key not in newest or day > newest[key]):
