@@ -6,7 +6,7 @@ UV_VERSION := 0.13.9
 DATA_DIR ?= .local/data
 PROVIDER ?= openai
 
-.PHONY: venv lock lint test test-fast test-e2e-at test-s3-workers chromium demo up up-celery down status logs report server bench clean
+.PHONY: venv lock lint test test-fast test-e2e-at chromium demo up up-celery down status logs report server bench clean
 
 venv: $(VENV)/.installed
 
@@ -43,10 +43,6 @@ test-fast: venv
 AT ?= 23:58
 test-e2e-at: venv
 	$(BIN)/python tests/e2e/at_clock.py $(AT) -- $(BIN)/python -m pytest -p no:cacheprovider tests/e2e/test_local_stack.py
-
-# Two Celery workers sharing nothing but S3 and the databases (about ten minutes; not in `make test`).
-test-s3-workers: venv
-	LLM_BATCH_E2E_S3_WORKERS=1 $(BIN)/python -m pytest tests/e2e/test_celery_s3_workers.py
 
 demo: venv
 	PYTHONPATH=.:plugins $(BIN)/python -m include.demo --data-dir $(DATA_DIR)/demo --provider $(PROVIDER)

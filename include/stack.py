@@ -54,7 +54,7 @@ class StackSettings:
     batch_api_flags: tuple[str, ...] = ("--validating-seconds", "2", "--finalizing-seconds", "1")
     poll_interval_seconds: float = 5.0
     object_store_port: int | None = None  # run files on an S3 server the stack starts on this port
-    worker_queues: tuple[str, ...] = ()  # worker-N takes only the Nth queue (default: every task)
+    worker_queues: tuple[str, ...] = ()  # worker-N takes the Nth entry's queues ("a,b"; else the default one)
     extra_env: dict[str, str] = field(default_factory=dict)
     owner_pid: int | None = None  # the stack stops by itself once this process is gone (tests)
 

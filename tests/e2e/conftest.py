@@ -22,6 +22,7 @@ import pytest
 from include.airflow_api import AirflowAPI
 from include.batch_api_process import free_port
 from include.stack import ADMIN, Stack, StackSettings, ensure_postgres_database
+from tests.e2e.worker_queues.airflow_local_settings import BUILD_QUEUE, REST_QUEUE
 
 E2E = Path(__file__).resolve().parent
 PROJECT = E2E.parents[1]
@@ -183,7 +184,16 @@ def local_stack(tmp_path_factory) -> Iterator[RunningStack]:
 
 @pytest.fixture(scope="module")
 def celery_stack(tmp_path_factory) -> Iterator[RunningStack]:
-    yield from running_on_celery(tmp_path_factory.mktemp("celery-stack"), redis_db=7)
+    """Two workers that share nothing but S3 and the databases: each has its own AIRFLOW_HOME and
+    temp directory, and run files live on the stack's S3 server. Both take the default queue; a
+    cluster policy sends a split run's build to worker-1 and its other tasks to worker-2."""
+    yield from running_on_celery(
+        tmp_path_factory.mktemp("celery-stack"),
+        redis_db=7,
+        object_store_port=free_port(),
+        worker_queues=(f"default,{BUILD_QUEUE}", f"default,{REST_QUEUE}"),
+        python_path=(E2E / "worker_queues",),
+    )
 
 
 def running_on_celery(root: Path, redis_db: int, **overrides) -> Iterator[RunningStack]:

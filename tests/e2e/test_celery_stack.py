@@ -1,15 +1,20 @@
-"""The scale-out shape: CeleryExecutor, Redis broker, two workers, PostgreSQL for metadata and
-warehouse. Mapped shards spread over both workers; a backfill and a worker crash hold up."""
+"""The scale-out shape: CeleryExecutor, Redis broker, two workers that share nothing but S3 and
+the databases, PostgreSQL for metadata and warehouse. Mapped shards spread over both workers; a
+run built on one worker is collected on the other; a backfill and a worker crash hold up."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
+from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import DAG_ID, TODAY
+from include.object_store import ObjectStore
+from tests.e2e.conftest import DAG_ID, PROJECT, TODAY
 from tests.e2e.test_local_stack import assert_one_row_per_review, backfill, max_overlap
+from tests.e2e.worker_queues.airflow_local_settings import BUILD_QUEUE, REST_QUEUE, SPLIT_RUN_PREFIX
 
 pytestmark = [
     pytest.mark.slow,
@@ -45,6 +50,32 @@ def celery_worker_names(stack) -> set[str]:
         if "Executing workload" in log or "Task execute_workload" in log or "succeeded in" in log:
             names.add(name)
     return names
+
+
+def run_files_on_disk(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.suffix in (".jsonl", ".parquet")]
+
+
+def test_a_run_built_on_one_worker_and_collected_on_the_other_lands_every_row(celery_stack):
+    day, stack = days_ago(7), celery_stack.stack
+    run_id = f"{SPLIT_RUN_PREFIX}{day}"
+    run = celery_stack.run_day(day, run_id)
+
+    assert run["state"] == "success"
+    assert_one_row_per_review(celery_stack, day)
+    tis = celery_stack.api.task_instances(DAG_ID, run_id)
+    queues = {(ti["task_id"], ti["queue"]) for ti in tis if ti["state"] == "success"}
+    assert ("build", BUILD_QUEUE) in queues and ("load", REST_QUEUE) in queues
+    assert {queue for task, queue in queues if task.endswith(".collect")} == {REST_QUEUE}
+    store: ObjectStore = stack.object_store
+    keys = store.keys(f"llm_batch_files/{DAG_ID}/{day.isoformat()}")
+    assert any(key.endswith("/index.parquet") for key in keys) and any(key.endswith(".jsonl") for key in keys)
+    for worker in ("worker-1", "worker-2"):
+        assert run_files_on_disk(stack.worker_home(worker)) == [], f"{worker} wrote a run file to its disk"
+    assert run_files_on_disk(stack.airflow.home) == [] and not (stack.root / "files").exists()
+    ledger = celery_stack.warehouse("SELECT * FROM llm_batch_ledger")
+    assert ledger and str(stack.root) not in json.dumps(ledger, default=str)
+    assert str(PROJECT) not in json.dumps(ledger, default=str)
 
 
 def test_a_backfill_on_celery_and_postgres_lands_each_review_once(celery_stack):
