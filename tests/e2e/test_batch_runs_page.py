@@ -16,12 +16,20 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import DAG_ID, PROJECT, TODAY
+from include.stack import Stack
+from tests.e2e.conftest import DAG_ID, PROJECT, TODAY, RunningStack, e2e_settings, running
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = PROJECT / ".local" / "artifacts" / "e2e"
+
+
+@pytest.fixture(scope="module")
+def page_stack(tmp_path_factory) -> Iterator[RunningStack]:
+    """A local stack running only the job whose figures the page is checked for: with every DAG
+    unpaused, their scheduled nights held the warehouse's one slot ahead of the tests' runs."""
+    yield from running(Stack(e2e_settings(tmp_path_factory.mktemp("page-stack"))), dag_ids=(DAG_ID,))
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +45,11 @@ def browser() -> Iterator:
 
 
 @pytest.fixture
-def page(browser, local_stack, request, tmp_path):
+def page(browser, page_stack, request, tmp_path):
     """A logged-in page of the stack's UI; its screenshot is saved whatever the test's outcome."""
     context = browser.new_context(viewport={"width": 1400, "height": 1200})
     page = context.new_page()
-    base = local_stack.stack.api_url
+    base = page_stack.stack.api_url
     page.goto(base + "/")
     page.get_by_label("Username").fill("admin")
     page.get_by_label("Password").fill("admin")
@@ -81,14 +89,14 @@ def assert_shows_money(shown: str, value: float) -> None:
     assert shown in neighbours, f"{shown} is not {money(value)}"
 
 
-def test_the_pages_numbers_are_the_warehouses_after_a_run(local_stack, page):
+def test_the_pages_numbers_are_the_warehouses_after_a_run(page_stack, page):
     day = TODAY - dt.timedelta(days=3)
-    run = local_stack.run_day(day, "e2e_page_numbers", {"row_limit": 120})
+    run = page_stack.run_day(day, "e2e_page_numbers", {"row_limit": 120})
     assert run["state"] == "success"
 
     frame = open_batch_runs(page)
     job = f"job-{DAG_ID}"
-    ((runs, rows_in, results, failures, rejected, cost, sync_cost),) = local_stack.warehouse(
+    ((runs, rows_in, results, failures, rejected, cost, sync_cost),) = page_stack.warehouse(
         "SELECT count(*), sum(rows_in), sum(results), sum(failures), sum(rejected), sum(cost_usd), "
         "sum(sync_cost_usd) FROM llm_batch_runs WHERE job = ? AND NOT dry_run",
         DAG_ID,
@@ -105,12 +113,12 @@ def test_the_pages_numbers_are_the_warehouses_after_a_run(local_stack, page):
     assert frame.locator(f"[data-job={DAG_ID}] canvas").count() >= 2  # the two charts are drawn
 
     frame.locator("tr[data-run-id=e2e_page_numbers]").click()
-    ((shards, batches, rounds, input_tokens),) = local_stack.warehouse(
+    ((shards, batches, rounds, input_tokens),) = page_stack.warehouse(
         "SELECT count(DISTINCT shard) FILTER (WHERE attempt = 1), count(DISTINCT batch_id), max(attempt), "
         "sum(input_tokens) FROM llm_batch_ledger WHERE run_id = ?",
         "e2e_page_numbers",
     )
-    ((run_results,),) = local_stack.warehouse(
+    ((run_results,),) = page_stack.warehouse(
         "SELECT results FROM llm_batch_runs WHERE run_id = ?", "e2e_page_numbers"
     )
     frame.locator("[data-testid=run-shards]").wait_for()
@@ -126,14 +134,14 @@ def test_the_pages_numbers_are_the_warehouses_after_a_run(local_stack, page):
     assert sample_keys.count() == min(10, run_results)
 
     # The page's JSON asks for the UI's login: without it, nothing.
-    anonymous = httpx.get(f"{local_stack.stack.api_url}/batch-runs/api/overview", timeout=30)
+    anonymous = httpx.get(f"{page_stack.stack.api_url}/batch-runs/api/overview", timeout=30)
     assert anonymous.status_code in (401, 403), anonymous.text
 
 
-def test_a_run_triggered_from_the_form_appears_on_the_page(local_stack, page):
+def test_a_run_triggered_from_the_form_appears_on_the_page(page_stack, page):
     day = TODAY - dt.timedelta(days=4)
     run_id = "e2e_page_from_the_form"
-    page.goto(f"{local_stack.stack.api_url}/dags/{DAG_ID}")
+    page.goto(f"{page_stack.stack.api_url}/dags/{DAG_ID}")
     page.get_by_role("button", name="Trigger").first.click()
     dialog = page.get_by_role("dialog")
     dialog.locator("[name=element_start_date]").fill(day.isoformat())
@@ -143,15 +151,15 @@ def test_a_run_triggered_from_the_form_appears_on_the_page(local_stack, page):
     dialog.locator("[name=dagRunId]").fill(run_id)
     dialog.get_by_role("button", name="Trigger").last.click()
     page.wait_for_url(re.compile(f"/runs/{run_id}"))  # the form has created the run
-    finished = local_stack.api.wait_for_run(DAG_ID, run_id, timeout=600)
+    finished = page_stack.api.wait_for_run(DAG_ID, run_id, timeout=600)
     assert finished["state"] == "success"
     assert finished["conf"]["start_date"] == day.isoformat() and int(finished["conf"]["row_limit"]) == 60
 
-    page.goto(local_stack.stack.api_url + "/")
+    page.goto(page_stack.stack.api_url + "/")
     frame = open_batch_runs(page)
     row = frame.locator(f"tr[data-run-id={run_id}]")
     row.wait_for()
-    ((window, results),) = local_stack.warehouse(
+    ((window, results),) = page_stack.warehouse(
         'SELECT "window", results FROM llm_batch_runs WHERE run_id = ?', run_id
     )
     cells = row.locator("td").all_inner_texts()
