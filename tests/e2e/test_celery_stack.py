@@ -65,8 +65,8 @@ def test_a_run_built_on_one_worker_and_collected_on_the_other_lands_every_row(ce
     assert_one_row_per_review(celery_stack, day)
     tis = celery_stack.api.task_instances(DAG_ID, run_id)
     queues = {(ti["task_id"], ti["queue"]) for ti in tis if ti["state"] == "success"}
-    assert ("build", BUILD_QUEUE) in queues and ("load", REST_QUEUE) in queues
-    assert {queue for task, queue in queues if task.endswith(".collect")} == {REST_QUEUE}
+    assert ("build", BUILD_QUEUE) in queues and any(task.endswith(".collect") for task, _ in queues)
+    assert {queue for task, queue in queues if task != "build"} == {REST_QUEUE}
     store: ObjectStore = stack.object_store
     keys = store.keys(f"llm_batch_files/{DAG_ID}/{day.isoformat()}")
     assert any(key.endswith("/index.parquet") for key in keys) and any(key.endswith(".jsonl") for key in keys)
