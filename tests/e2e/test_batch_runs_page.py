@@ -27,8 +27,8 @@ ARTIFACTS = PROJECT / ".local" / "artifacts" / "e2e"
 
 @pytest.fixture(scope="module")
 def page_stack(tmp_path_factory) -> Iterator[RunningStack]:
-    """A local stack running only the job whose figures the page is checked for: with every DAG
-    unpaused, their scheduled nights held the warehouse's one slot ahead of the tests' runs."""
+    """A local stack with only the job the page is checked for unpaused: with the Anthropic job
+    unpaused too, its scheduled night held the DuckDB warehouse's one slot ahead of the tests' runs."""
     yield from running(Stack(e2e_settings(tmp_path_factory.mktemp("page-stack"))), dag_ids=(DAG_ID,))
 
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from include.object_store import ObjectStore
 from tests.e2e.conftest import DAG_ID, PROJECT, TODAY
 from tests.e2e.test_local_stack import assert_one_row_per_review, backfill, max_overlap
 from tests.e2e.worker_queues.airflow_local_settings import BUILD_QUEUE, REST_QUEUE, SPLIT_RUN_PREFIX
@@ -67,8 +66,7 @@ def test_a_run_built_on_one_worker_and_collected_on_the_other_lands_every_row(ce
     queues = {(ti["task_id"], ti["queue"]) for ti in tis if ti["state"] == "success"}
     assert ("build", BUILD_QUEUE) in queues and any(task.endswith(".collect") for task, _ in queues)
     assert {queue for task, queue in queues if task != "build"} == {REST_QUEUE}
-    store: ObjectStore = stack.object_store
-    keys = store.keys(f"llm_batch_files/{DAG_ID}/{day.isoformat()}")
+    keys = stack.object_store.keys(f"llm_batch_files/{DAG_ID}/{day.isoformat()}")
     assert any(key.endswith("/index.parquet") for key in keys) and any(key.endswith(".jsonl") for key in keys)
     for worker in ("worker-1", "worker-2"):
         assert run_files_on_disk(stack.worker_home(worker)) == [], f"{worker} wrote a run file to its disk"
