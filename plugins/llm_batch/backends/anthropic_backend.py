@@ -13,6 +13,7 @@ The connection (type ``anthropic``, or common-ai's ``pydanticai`` with an ``anth
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
@@ -258,7 +259,10 @@ class AnthropicBatchBackend(BatchBackend):
         from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
 
         conn = await get_async_connection(self.conn_id)
-        return AsyncAnthropic(**anthropic_client_kwargs(conn, await get_async_extra_dejson(conn)))
+        kwargs = anthropic_client_kwargs(conn, await get_async_extra_dejson(conn))
+        # In a thread: the client's HTTP client reads its TLS context from disk (and, in a fresh
+        # process, imports its transport), which on the loop would stall every other wait.
+        return await asyncio.to_thread(AsyncAnthropic, **kwargs)
 
     async def aretrieve(self, batch_id: str, *, timeout: float | None = None) -> BatchState:
         answer = await self._loop.get_json(f"v1/messages/batches/{batch_id}", timeout=timeout)

@@ -11,6 +11,7 @@ by the OpenAI backend as it is.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -44,7 +45,9 @@ class AzureOpenAIBatchBackend(OpenAIBatchBackend):
     async def _build_async_client(self) -> AsyncAzureOpenAI:
         conn = await get_async_connection(self.conn_id)
         extras = await get_async_extra_dejson(conn)
-        return AsyncAzureOpenAI(**azure_client_kwargs(self.conn_id, conn, extras), max_retries=0)
+        kwargs = azure_client_kwargs(self.conn_id, conn, extras)
+        # In a thread, as the OpenAI backend makes its HTTP client: TLS setup stays off the loop.
+        return await asyncio.to_thread(AsyncAzureOpenAI, **kwargs, max_retries=0)
 
     def wire_endpoint(self, endpoint: str) -> str:
         return endpoint.removeprefix("/v1")

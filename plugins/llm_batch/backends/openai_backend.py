@@ -9,6 +9,7 @@ is looked up by it before being tried again.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import io
@@ -209,12 +210,17 @@ class OpenAIBatchBackend(BatchBackend):
     # --- triggerer side ----------------------------------------------------------------------
 
     async def _build_async_client(self) -> AsyncOpenAI:
-        built = await OpenAIHook(conn_id=self.conn_id).aget_conn()
         limits = type(openai.DEFAULT_CONNECTION_LIMITS)(
             max_connections=TRIGGER_POOL_CONNECTIONS, max_keepalive_connections=TRIGGER_POOL_CONNECTIONS
         )
-        # The built client has not connected yet: swapping its HTTP client leaves nothing open.
-        return built.with_options(max_retries=0, http_client=openai.DefaultAsyncHttpxClient(limits=limits))
+        # In a thread: an HTTP client reads its TLS context from disk and, in a fresh process,
+        # imports its transport first (0.1-0.4 s measured here), which on the loop would stall
+        # every other wait. The hook's client still makes its own TLS context on the loop (one,
+        # tens of ms, once per account and loop); it has not connected, so swapping it leaves
+        # nothing open.
+        http_client = await asyncio.to_thread(openai.DefaultAsyncHttpxClient, limits=limits)
+        built = await OpenAIHook(conn_id=self.conn_id).aget_conn()
+        return built.with_options(max_retries=0, http_client=http_client)
 
     async def aretrieve(self, batch_id: str, *, timeout: float | None = None) -> BatchState:
         return batch_state(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 
+import httpx2._transports.default
 import pytest
 
 from llm_batch.backends import Provider, abatch_backend, batch_backend
@@ -100,6 +102,36 @@ def test_an_anthropic_connection_gets_the_message_batches_backend(connections):
 def test_an_azure_connection_without_an_endpoint_says_what_to_set(connections):
     with pytest.raises(PermanentError, match="set its host"):
         batch_backend("vendor_azure_no_endpoint").account  # noqa: B018 - builds the client
+
+
+@pytest.mark.parametrize(
+    ("conn_id", "made_on_the_loop"),
+    [("vendor_openai", 1), ("vendor_azure", 0), ("vendor_anthropic", 0)],
+)
+def test_a_waits_clients_set_up_tls_off_the_event_loop(connections, conn_id, made_on_the_loop, monkeypatch):
+    """A TLS context reads the certificates from disk: made on the triggerer's loop, it would stall
+    every other wait. The OpenAI hook's own client still makes one there, swapped out before use."""
+    from llm_batch.backends.shared_clients import close_shared_async_clients
+
+    made_in: list[int] = []
+    create_ssl_context = httpx2._transports.default.create_ssl_context
+
+    def recorded(*args, **kwargs):
+        made_in.append(threading.get_ident())
+        return create_ssl_context(*args, **kwargs)
+
+    monkeypatch.setattr(httpx2._transports.default, "create_ssl_context", recorded)
+
+    async def first_wait_connects() -> int:
+        backend = await abatch_backend(conn_id)
+        await backend.aconnect()
+        await backend.adisconnect()
+        await close_shared_async_clients()
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(first_wait_connects())
+    assert len(made_in) == made_on_the_loop + 1  # the client that serves the waits, made in a thread
+    assert made_in.count(loop_thread) == made_on_the_loop
 
 
 async def _aretrieve(conn_id: str, batch_id: str):
