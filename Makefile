@@ -28,9 +28,10 @@ lint: venv
 
 # Two test processes: most of the suite waits on servers and Airflow, so both cores stay busy. The
 # tests of one file stay in one process, so a module's running stack is started once.
+# The slowest tests are listed at the end, to keep the suite's time in view.
 TEST_WORKERS ?= 2
 test: venv lint chromium
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 # The browser tests drive Debian's chromium (never a downloaded browser build).
 chromium:
