@@ -214,10 +214,10 @@ class OpenAIBatchBackend(BatchBackend):
             max_connections=TRIGGER_POOL_CONNECTIONS, max_keepalive_connections=TRIGGER_POOL_CONNECTIONS
         )
         # In a thread: an HTTP client reads its TLS context from disk and, in a fresh process,
-        # imports its transport first (0.1-0.4 s measured here), which on the loop would stall
-        # every other wait. The hook's client still makes its own TLS context on the loop (one,
-        # tens of ms, once per account and loop); it has not connected, so swapping it leaves
-        # nothing open.
+        # imports its transport first (0.3-0.6 s on a busy day here), which on the loop would
+        # stall every other wait. The hook's client still makes its own TLS context on the loop
+        # (one, tens of ms, once per account and loop); it has not connected, so swapping it
+        # leaves nothing open.
         http_client = await asyncio.to_thread(openai.DefaultAsyncHttpxClient, limits=limits)
         built = await OpenAIHook(conn_id=self.conn_id).aget_conn()
         return built.with_options(max_retries=0, http_client=http_client)
